@@ -1,0 +1,171 @@
+//! Per-request context and the middleware around the REST and v1 APIs.
+//!
+//! [`RequestCtx`] is a slot the middleware puts in each request. Extractors
+//! and handlers fill it as they learn things: who the caller is, which
+//! tenant the request touched (once authorized), which version was served.
+//! After the handler the middleware reads it to write the response headers
+//! and the request's `api.access` audit event.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use uuid::Uuid;
+
+use auditlake_core::{EventName, NewEvent, Scope};
+
+use crate::error::{ApiError, V1Error};
+use crate::version::Version;
+use crate::AppState;
+
+#[derive(Debug, Default)]
+struct Inner {
+    user_id: Option<Uuid>,
+    scope: Option<Scope>,
+    served: Option<Version>,
+}
+
+/// What the handler learned about the request; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx(Arc<Mutex<Inner>>);
+
+impl RequestCtx {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records the authenticated caller.
+    pub fn set_user(&self, user: Uuid) {
+        self.with(|i| i.user_id = Some(user));
+    }
+
+    /// Records the tenant the caller was authorized for.
+    pub fn set_scope(&self, scope: Scope) {
+        self.with(|i| i.scope = Some(scope));
+    }
+
+    /// Records the version served.
+    pub fn set_served(&self, v: Version) {
+        self.with(|i| i.served = Some(v));
+    }
+}
+
+/// Where the request came from, for audit events.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Peer address.
+    pub ip: Option<String>,
+    /// `User-Agent` header, bounded.
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    fn of(req: &Request) -> Self {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = req
+            .headers()
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(auditlake_core::validate::MAX_USER_AGENT_LEN).collect());
+        Self { ip, user_agent }
+    }
+}
+
+/// Middleware of `/rest`: the version parameter, the version headers and
+/// the `api.access` event.
+pub async fn rest(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let request_id = Uuid::new_v4();
+    let requested = match requested_version(req.uri().query()) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut res = e.into_response();
+            set_headers(res.headers_mut(), request_id, None, None);
+            return res;
+        }
+    };
+    let ctx = RequestCtx::default();
+    req.extensions_mut().insert(ctx.clone());
+    req.extensions_mut().insert(requested);
+    let origin = Origin::of(&req);
+    req.extensions_mut().insert(origin.clone());
+    let (method, url) = (req.method().to_string(), req.uri().to_string());
+    let mut res = next.run(req).await;
+    let served = ctx.with(|i| i.served);
+    set_headers(res.headers_mut(), request_id, Some(requested), served);
+    record_access(&state, &ctx, origin, method, url, res.status().as_u16()).await;
+    res
+}
+
+/// Middleware of `/v1`: the `api.access` event, and errors in v1's shape.
+pub async fn v1(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ctx = RequestCtx::default();
+    req.extensions_mut().insert(ctx.clone());
+    let origin = Origin::of(&req);
+    req.extensions_mut().insert(origin.clone());
+    let (method, url) = (req.method().to_string(), req.uri().to_string());
+    let mut res = next.run(req).await;
+    if let Some(err) = res.extensions_mut().remove::<ApiError>() {
+        res = V1Error(err).into_response();
+    }
+    record_access(&state, &ctx, origin, method, url, res.status().as_u16()).await;
+    res
+}
+
+fn requested_version(query: Option<&str>) -> Result<Version, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| ApiError::invalid_param("version", "the query string is not valid"))?;
+    let mut found = pairs.iter().filter(|(k, _)| k == "version");
+    match (found.next(), found.next()) {
+        (Some((_, v)), None) => Version::parse(v),
+        (Some(_), Some(_)) => Err(ApiError::invalid_param("version", "version is given more than once")),
+        (None, _) => Err(ApiError::invalid_param(
+            "version",
+            "the version query parameter is required, e.g. ?version=2024-10-15",
+        )),
+    }
+}
+
+fn set_headers(h: &mut HeaderMap, request_id: Uuid, requested: Option<Version>, served: Option<Version>) {
+    let val = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid"));
+    h.insert("snyk-request-id", val(request_id.to_string()));
+    if let Some(r) = requested {
+        h.insert("snyk-version-requested", val(r.to_string()));
+    }
+    if let Some(s) = served {
+        h.insert("snyk-version-served", val(s.to_string()));
+        h.insert("snyk-version-lifecycle-stage", HeaderValue::from_static(s.stability.stage()));
+    }
+}
+
+/// Writes `api.access` for an authenticated request. Unauthenticated
+/// requests have no user to attribute and are counted in metrics only.
+async fn record_access(
+    state: &AppState,
+    ctx: &RequestCtx,
+    origin: Origin,
+    method: String,
+    url: String,
+    status: u16,
+) {
+    let (user, scope) = ctx.with(|i| (i.user_id, i.scope));
+    let Some(user) = user else { return };
+    let mut ev = NewEvent::now(
+        EventName::API_ACCESS,
+        scope.unwrap_or(Scope::User),
+        Some(user),
+        json!({ "url": url, "method": method, "status": status }),
+    );
+    ev.source_ip = origin.ip;
+    ev.user_agent = origin.user_agent;
+    if let Err(e) = state.store.append(std::slice::from_ref(&ev)).await {
+        metrics::counter!("auditlake_api_access_record_failures_total").increment(1);
+        tracing::error!(error = %e, "failed to record api.access");
+    }
+}

@@ -1,0 +1,313 @@
+//! Extractors that turn a request into checked values, failing with
+//! [`ApiError`]s that say exactly what is wrong.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use auditlake_core::tenant::Access;
+use auditlake_core::{Actor, Group, Org, Scope, User};
+
+use crate::ctx::{Origin, RequestCtx};
+use crate::error::{ApiError, JSONAPI};
+use crate::version::Version;
+use crate::AppState;
+
+/// The authenticated caller with their memberships.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub user: User,
+    /// Memberships, for rights checks.
+    pub access: Access,
+    /// Where the request came from.
+    pub origin: Origin,
+    ctx: RequestCtx,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get("authorization")
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization header; send `Authorization: token <API token>`"))?;
+        let header = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+        let (scheme, secret) = header
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| ApiError::unauthorized("use `Authorization: token <API token>`"))?;
+        if !scheme.eq_ignore_ascii_case("token") && !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::unauthorized(format!(
+                "unsupported authorization scheme {scheme:?}; use `token` or `bearer`"
+            )));
+        }
+        let (user, _token) = state
+            .store
+            .authenticate(secret.trim())
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token is invalid, expired or revoked"))?;
+        let access = state.store.access(user.id).await?;
+        let ctx = parts.extensions.get::<RequestCtx>().cloned().unwrap_or_default();
+        ctx.set_user(user.id);
+        let origin = parts.extensions.get::<Origin>().cloned().unwrap_or_default();
+        Ok(Caller {
+            user,
+            access,
+            origin,
+            ctx,
+        })
+    }
+}
+
+impl Caller {
+    /// The actor stamped on events this request causes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: Some(self.user.id),
+            source_ip: self.origin.ip.clone(),
+            user_agent: self.origin.user_agent.clone(),
+        }
+    }
+
+    /// The org, if the caller may read it. Others' orgs are "not found" so
+    /// that IDs of other tenants cannot be probed.
+    pub async fn read_org(&self, state: &AppState, id: Uuid) -> Result<Org, ApiError> {
+        let org = state.store.org(id).await?;
+        match org {
+            Some(org) if self.access.can_read_org(&org) => {
+                self.ctx.set_scope(Scope::Org(org.id));
+                Ok(org)
+            }
+            _ => Err(ApiError::not_found(format!("organization {id} not found"))),
+        }
+    }
+
+    /// The org, if the caller administers it (403 for a mere member).
+    pub async fn admin_org(&self, state: &AppState, id: Uuid) -> Result<Org, ApiError> {
+        let org = self.read_org(state, id).await?;
+        if self.access.can_admin_org(&org) {
+            Ok(org)
+        } else {
+            Err(ApiError::forbidden("this action needs the org admin role"))
+        }
+    }
+
+    /// The group, if the caller administers it; otherwise "not found".
+    pub async fn admin_group(&self, state: &AppState, id: Uuid) -> Result<Group, ApiError> {
+        let group = state.store.group(id).await?;
+        match group {
+            Some(g) if self.access.is_group_admin(g.id) => {
+                self.ctx.set_scope(Scope::Group(g.id));
+                Ok(g)
+            }
+            _ => Err(ApiError::not_found(format!("group {id} not found"))),
+        }
+    }
+}
+
+/// The version a `/rest` request asked for; `serve` checks the resource
+/// has a release for it.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    /// What the client asked for.
+    pub version: Version,
+    ctx: RequestCtx,
+}
+
+impl Requested {
+    /// Resolves against the resource's releases; 404 when none fits.
+    pub fn serve(&self, releases: &[Version]) -> Result<Version, ApiError> {
+        let served = self.version.resolve(releases).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "this resource has no release for version {}; the first is {}",
+                self.version,
+                releases.first().map(|r| r.to_string()).unwrap_or_default()
+            ))
+            .at(crate::error::Source::Parameter("version".into()))
+        })?;
+        self.ctx.set_served(served);
+        Ok(served)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Requested {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let version = *parts
+            .extensions
+            .get::<Version>()
+            .ok_or_else(|| ApiError::internal("version middleware missing"))?;
+        let ctx = parts.extensions.get::<RequestCtx>().cloned().unwrap_or_default();
+        Ok(Requested { version, ctx })
+    }
+}
+
+/// A path parameter that must be a UUID.
+pub fn uuid_param(name: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::invalid_param(name, format!("{name} must be a UUID, got {raw:?}")))
+}
+
+/// Path parameters as strings, with rejections in the API's error format.
+pub struct PathParams(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::invalid_param("path", e.body_text()))?;
+        Ok(PathParams(params))
+    }
+}
+
+impl PathParams {
+    /// The named parameter parsed as a UUID.
+    pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
+        let raw = self
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| ApiError::internal(format!("route has no {name} parameter")))?;
+        uuid_param(name, raw)
+    }
+}
+
+/// The query string as pairs, keeping repeated keys; unknown keys refused.
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let pairs = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map_err(|_| ApiError::invalid_param("query", "the query string is not valid UTF-8 form encoding"))?;
+        Ok(QueryParams(pairs))
+    }
+}
+
+impl QueryParams {
+    /// Fails on a key outside `allowed`.
+    pub fn allow(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        for (k, _) in &self.0 {
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::invalid_param(
+                    k.clone(),
+                    format!("unknown query parameter {k:?}; allowed: {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The single value of `key`; repeated keys are refused.
+    pub fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        let mut it = self.0.iter().filter(|(k, _)| k == key);
+        match (it.next(), it.next()) {
+            (Some((_, v)), None) => Ok(Some(v.as_str())),
+            (None, _) => Ok(None),
+            _ => Err(ApiError::invalid_param(key, format!("{key} is given more than once"))),
+        }
+    }
+
+    /// All values of `key`, each split on commas, empty items dropped.
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A JSON body: checks the content type (`application/vnd.api+json` for
+/// REST, `application/json` where the API says so), the size, UTF-8 and the
+/// shape, reporting the JSON pointer of the first bad field.
+pub struct Body<T, const V1: bool = false>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Body<T, V1> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let want = if V1 { "application/json" } else { JSONAPI };
+        // API v1 clients often POST without a body when they set no filter.
+        if V1 && req.headers().get("content-length").is_some_and(|v| v == "0") {
+            return parse_json(b"{}").map(Body);
+        }
+        let ct = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case(want) {
+            return Err(ApiError::content_type(format!(
+                "send the body as {want}, not {:?}",
+                if ct.is_empty() { "nothing" } else { ct }
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == 413 {
+                ApiError::too_large(format!("the body is larger than this endpoint accepts ({})", e.body_text()))
+            } else {
+                ApiError::invalid_body("", format!("could not read the body: {}", e.body_text()))
+            }
+        })?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Deserializes an already parsed JSON value, with the failing field's
+/// pointer in the error.
+pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        ApiError::invalid_body(pointer, e.into_inner().to_string())
+    })
+}
+
+/// Parses JSON with the failing field's pointer in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::invalid_body("", "the body is not valid UTF-8"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let pointer = pointer_of(e.path());
+        let inner = e.into_inner();
+        let msg = if inner.is_syntax() || inner.is_eof() {
+            format!("the body is not valid JSON: {inner}")
+        } else {
+            inner.to_string()
+        };
+        ApiError::invalid_body(pointer, msg)
+    })
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("/{index}")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push('/');
+                out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,113 @@
+//! HTTP interface of auditlake.
+//!
+//! # Layout
+//!
+//! - [`app`] builds the whole router from an [`AppState`]; [`serve`] runs it
+//!   with graceful shutdown. Tests drive the same router over real sockets.
+//! - `rest`: the Snyk-style REST API (`/rest`, JSON:API, versioned).
+//! - `v1`: the legacy v1 audit-log endpoints (`/v1`).
+//! - `ctx`: per-request context, version headers and `api.access` capture.
+//! - `extract`: authentication, rights checks and input parsing.
+//! - `error`: the one place failures become HTTP responses.
+//! - `ops`: `/healthz`, `/metrics`, `/openapi.json`.
+
+mod ctx;
+pub mod error;
+mod extract;
+mod jsonapi;
+mod ops;
+mod rest;
+mod v1;
+pub mod version;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use auditlake_store::Store;
+
+pub use rest::INGEST_BODY_LIMIT;
+
+/// Largest body of any other endpoint.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Renders `/metrics`; `None` when no recorder is installed (tests).
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// State over `store`, with the process-wide Prometheus recorder when
+    /// one has been installed by [`install_metrics`].
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            metrics: METRICS.get().cloned(),
+        }
+    }
+}
+
+static METRICS: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder once per process.
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    if let Some(h) = METRICS.get() {
+        return Some(h.clone());
+    }
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok()?;
+    let _ = METRICS.set(handle.clone());
+    Some(handle)
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let rest = rest::router()
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ctx::rest));
+    let v1 = Router::new()
+        .route("/org/{orgId}/audit", post(v1::audit))
+        .route("/group/{groupId}/audit", post(v1::audit))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ctx::v1));
+    Router::new()
+        .nest("/rest", rest)
+        .nest("/v1", v1)
+        .merge(ops::router())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets running
+/// requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,350 @@
+//! Audit logs: search (Snyk's GA resource, version 2023-09-11) and ingest
+//! (auditlake's own, for other applications of the platform).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use auditlake_core::{time_fmt, validate, AuditEvent, EventName, NewEvent, Scope};
+use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery, SortOrder};
+
+use crate::error::{ApiError, Source};
+use crate::extract::{from_value, Caller, PathParams, QueryParams, Requested};
+use crate::jsonapi::{resource, Doc};
+use crate::version::releases::{AUDIT_SEARCH, INGEST};
+use crate::AppState;
+
+/// The tenant named by the path, after the rights check: reading an org's
+/// log needs membership; a group's, group admin.
+async fn path_scope(state: &AppState, caller: &Caller, p: &PathParams, admin: bool) -> Result<Scope, ApiError> {
+    if p.0.iter().any(|(k, _)| k == "group_id") {
+        Ok(Scope::Group(caller.admin_group(state, p.uuid("group_id")?).await?.id))
+    } else if admin {
+        Ok(Scope::Org(caller.admin_org(state, p.uuid("org_id")?).await?.id))
+    } else {
+        Ok(Scope::Org(caller.read_org(state, p.uuid("org_id")?).await?.id))
+    }
+}
+
+fn base_path(scope: Scope) -> String {
+    match scope {
+        Scope::Group(g) => format!("/rest/groups/{g}/audit_logs"),
+        Scope::Org(o) => format!("/rest/orgs/{o}/audit_logs"),
+        Scope::User => String::new(),
+    }
+}
+
+/// Parses `events`-style lists, each a valid event name.
+pub(crate) fn event_names(param: &str, names: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if names.len() > 50 {
+        return Err(ApiError::invalid_param(param, format!("{param} may list at most 50 events")));
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            EventName::parse(&n)
+                .map(|e| e.as_str().to_owned())
+                .map_err(|e| ApiError::invalid_param(param, e.message))
+        })
+        .collect()
+}
+
+/// The search items as Snyk renders them (snake_case).
+pub(crate) fn item_json(e: &AuditEvent) -> Value {
+    json!({
+        "id": e.id,
+        "created": time_fmt::format_micros(e.created_us),
+        "event": e.event,
+        "org_id": e.org_id,
+        "group_id": e.group_id,
+        "project_id": e.project_id,
+        "user_id": e.user_id,
+        "content": raw(&e.content),
+    })
+}
+
+/// Stored content is JSON text already; embed it without re-parsing.
+pub(crate) fn raw(content: &str) -> Value {
+    RawValue::from_string(content.to_owned())
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or(Value::Null)
+}
+
+const SEARCH_PARAMS: &[&str] = &[
+    "version",
+    "cursor",
+    "from",
+    "to",
+    "size",
+    "sort_order",
+    "user_id",
+    "project_id",
+    "events",
+    "exclude_events",
+];
+
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    v: Requested,
+    caller: Caller,
+    p: PathParams,
+    q: QueryParams,
+) -> Result<Doc, ApiError> {
+    v.serve(AUDIT_SEARCH)?;
+    q.allow(SEARCH_PARAMS)?;
+    let scope = path_scope(&state, &caller, &p, false).await?;
+    let now = time_fmt::now_micros();
+    let time_param = |name: &str, default: i64| -> Result<i64, ApiError> {
+        match q.one(name)? {
+            None => Ok(default),
+            Some(s) => time_fmt::parse_rfc3339(s)
+                .ok_or_else(|| ApiError::invalid_param(name, format!("{name} must be an RFC 3339 timestamp, e.g. 2024-01-31T00:00:00Z"))),
+        }
+    };
+    let from_us = time_param("from", time_fmt::start_of_day(now) - 86_400_000_000)?;
+    let to_us = time_param("to", now + 1)?;
+    if from_us >= to_us {
+        return Err(ApiError::invalid_param("to", "to must be later than from"));
+    }
+    let size = match q.one("size")? {
+        None => 100,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid_param("size", "size must be a whole number from 1 to 100"))?,
+    };
+    let sort = match q.one("sort_order")?.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("DESC") => SortOrder::Desc,
+        Some("ASC") => SortOrder::Asc,
+        Some(_) => return Err(ApiError::invalid_param("sort_order", "sort_order must be ASC or DESC")),
+    };
+    let user_id = q
+        .one("user_id")?
+        .map(|s| Uuid::parse_str(s).map_err(|_| ApiError::invalid_param("user_id", "user_id must be a UUID")))
+        .transpose()?;
+    let project_id = q
+        .one("project_id")?
+        .map(|s| {
+            validate::identifier("project_id", s, validate::MAX_PROJECT_ID_LEN)
+                .map_err(|e| ApiError::invalid_param("project_id", e.message))
+        })
+        .transpose()?;
+    let events = event_names("events", q.list("events"))?;
+    let mut exclude_events = event_names("exclude_events", q.list("exclude_events"))?;
+    if !events.is_empty() && !exclude_events.is_empty() {
+        return Err(ApiError::invalid_param("exclude_events", "use either events or exclude_events, not both"));
+    }
+    if events.is_empty() && !exclude_events.iter().any(|e| e == EventName::API_ACCESS) {
+        // Snyk leaves api.access out unless asked for by name.
+        exclude_events.push(EventName::API_ACCESS.to_owned());
+    }
+    let cursor = q
+        .one("cursor")?
+        .map(|s| SearchCursor::decode(s).ok_or_else(|| ApiError::invalid_param("cursor", "cursor is not one this API issued")))
+        .transpose()?;
+    let page = state
+        .store
+        .search(&SearchQuery {
+            scope: Some(scope),
+            from_us,
+            to_us,
+            size,
+            user_id,
+            project_id,
+            events,
+            exclude_events,
+            sort,
+            cursor,
+            offset: 0,
+        })
+        .await?;
+    let items: Vec<Value> = page.items.iter().map(item_json).collect();
+    let mut links = serde_json::Map::new();
+    if let Some(next) = page.next {
+        let mut pairs: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "cursor").cloned().collect();
+        pairs.push(("cursor".into(), next.encode()));
+        links.insert(
+            "next".into(),
+            json!(format!("{}/search?{}", base_path(scope), serde_urlencoded::to_string(&pairs).unwrap_or_default())),
+        );
+    }
+    Ok(Doc::ok(json!({ "data": { "items": items }, "links": links })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngestDoc {
+    data: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestData {
+    #[serde(rename = "type")]
+    kind: String,
+    attributes: IngestAttrs,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestAttrs {
+    idempotency_id: String,
+    event: String,
+    content: Value,
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    source_ip: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+}
+
+/// Checks one submitted event; `at` is its JSON pointer.
+fn ingest_item(at: &str, v: Value, scope: Scope, caller: &Caller, now: i64) -> Result<IngestItem, ApiError> {
+    let data: IngestData = from_value(v).map_err(|mut e| {
+        if let Some(Source::Pointer(p)) = &mut e.source {
+            *p = format!("{at}{p}");
+        }
+        e
+    })?;
+    if data.kind != "audit_event" {
+        return Err(ApiError::conflict("type must be \"audit_event\"").at(Source::Pointer(format!("{at}/type"))));
+    }
+    let a = data.attributes;
+    let field = |name: &str| format!("{at}/attributes/{name}");
+    let bad = |name: &str, msg: String| ApiError::invalid_body(field(name), msg);
+    let idempotency_id = validate::identifier("idempotency_id", &a.idempotency_id, validate::MAX_IDEMPOTENCY_ID_LEN)
+        .map_err(|e| bad("idempotency_id", e.message))?;
+    let event = EventName::parse(&a.event).map_err(|e| bad("event", e.message))?;
+    if event.as_str() == EventName::API_ACCESS {
+        return Err(bad("event", "api.access is recorded by the server itself".into()));
+    }
+    let content = validate::content(&a.content).map_err(|e| bad("content", e.message))?;
+    let created_us = match &a.created {
+        None => now,
+        Some(s) => {
+            let us = time_fmt::parse_rfc3339(s).ok_or_else(|| bad("created", "created must be an RFC 3339 timestamp".into()))?;
+            validate::client_time(us, now).map_err(|e| bad("created", e.message))?
+        }
+    };
+    let user_id = match &a.user_id {
+        None => caller.user.id,
+        Some(s) => Uuid::parse_str(s).map_err(|_| bad("user_id", "user_id must be a UUID".into()))?,
+    };
+    let project_id = a
+        .project_id
+        .as_deref()
+        .map(|s| validate::identifier("project_id", s, validate::MAX_PROJECT_ID_LEN))
+        .transpose()
+        .map_err(|e| bad("project_id", e.message))?;
+    let source_ip = a
+        .source_ip
+        .as_deref()
+        .map(validate::source_ip)
+        .transpose()
+        .map_err(|e| bad("source_ip", e.message))?;
+    let user_agent = a
+        .user_agent
+        .as_deref()
+        .map(|s| validate::text("user_agent", s, validate::MAX_USER_AGENT_LEN))
+        .transpose()
+        .map_err(|e| bad("user_agent", e.message))?;
+    // The hash covers what the client said, not what the server defaulted.
+    let request_hash = hex::encode(Sha256::digest(
+        validate::canonical_json(&json!({
+            "event": event.as_str(),
+            "content": a.content,
+            "created": a.created,
+            "user_id": a.user_id,
+            "project_id": project_id,
+            "source_ip": source_ip,
+            "user_agent": user_agent,
+        }))
+        .as_bytes(),
+    ));
+    Ok(IngestItem {
+        idempotency_id,
+        request_hash,
+        event: NewEvent {
+            id: auditlake_core::new_id(),
+            created_us,
+            event,
+            scope,
+            user_id: Some(user_id),
+            project_id,
+            content,
+            source_ip: source_ip.or_else(|| caller.origin.ip.clone()),
+            user_agent: user_agent.or_else(|| caller.origin.user_agent.clone()),
+        },
+    })
+}
+
+fn outcome_json(scope: Scope, idem: &str, o: &IngestOutcome) -> Value {
+    let e = o.event();
+    let mut attrs = item_json(e);
+    attrs["idempotency_id"] = json!(idem);
+    attrs["replayed"] = json!(matches!(o, IngestOutcome::Replayed(_)));
+    if let Some(obj) = attrs.as_object_mut() {
+        obj.remove("id");
+    }
+    resource("audit_event", e.id, attrs, &format!("{}/events/{}", base_path(scope), e.id))
+}
+
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    v: Requested,
+    caller: Caller,
+    p: PathParams,
+    crate::extract::Body(doc): crate::extract::Body<IngestDoc>,
+) -> Result<Doc, ApiError> {
+    v.serve(INGEST)?;
+    let scope = path_scope(&state, &caller, &p, true).await?;
+    let scope_id = match scope {
+        Scope::Org(id) | Scope::Group(id) => id,
+        Scope::User => return Err(ApiError::internal("ingest without a tenant")),
+    };
+    let now = time_fmt::now_micros();
+    let (single, raw_items) = match doc.data {
+        Value::Array(items) => (false, items),
+        obj @ Value::Object(_) => (true, vec![obj]),
+        _ => return Err(ApiError::invalid_body("/data", "data must be an audit_event object or an array of them")),
+    };
+    if raw_items.is_empty() || raw_items.len() > validate::MAX_BATCH {
+        return Err(ApiError::invalid_body(
+            "/data",
+            format!("a batch holds 1 to {} events, not {}", validate::MAX_BATCH, raw_items.len()),
+        ));
+    }
+    let mut items = Vec::with_capacity(raw_items.len());
+    let mut ids = std::collections::HashSet::new();
+    for (i, v) in raw_items.into_iter().enumerate() {
+        let at = if single { "/data".to_owned() } else { format!("/data/{i}") };
+        let item = ingest_item(&at, v, scope, &caller, now)?;
+        if !ids.insert(item.idempotency_id.clone()) {
+            return Err(ApiError::invalid_body(
+                format!("{at}/attributes/idempotency_id"),
+                format!("idempotency_id {:?} appears twice in this batch", item.idempotency_id),
+            ));
+        }
+        items.push(item);
+    }
+    let idems: Vec<String> = items.iter().map(|i| i.idempotency_id.clone()).collect();
+    let outcomes = state.store.ingest(scope_id, items).await?;
+    metrics::counter!("auditlake_events_ingested_total")
+        .increment(outcomes.iter().filter(|o| matches!(o, IngestOutcome::Created(_))).count() as u64);
+    let any_created = outcomes.iter().any(|o| matches!(o, IngestOutcome::Created(_)));
+    let rendered: Vec<Value> = idems.iter().zip(&outcomes).map(|(i, o)| outcome_json(scope, i, o)).collect();
+    let data = if single { rendered.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(rendered) };
+    let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(Doc::ok(json!({ "data": data })).with_status(status))
+}

@@ -1,0 +1,64 @@
+//! Configuration: command-line flags, each with an environment-variable
+//! fallback, over an optional TOML file, over defaults that work locally.
+//! Precedence: flag > environment > file > default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+
+/// Where the database lives.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Directory for the embedded database and other state [default: ./data]
+    #[arg(long, env = "AUDITLAKE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: postgres://user@host/db, or sqlite://path [default: SQLite under --data-dir]
+    #[arg(long, env = "AUDITLAKE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file (keys as the long flags, with underscores)
+    #[arg(long, env = "AUDITLAKE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// See `--database-url`.
+    pub database_url: Option<String>,
+    /// See `--listen`.
+    pub listen: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads `path`, or nothing when no file was named.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+impl DbArgs {
+    /// The resolved database URL, creating the data directory for SQLite.
+    pub fn resolve(&self, file: &FileConfig) -> anyhow::Result<String> {
+        if let Some(url) = self.database_url.clone().or_else(|| file.database_url.clone()) {
+            return Ok(url);
+        }
+        let dir = self
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        Ok(format!("sqlite://{}", dir.join("auditlake.db").display()))
+    }
+}

@@ -1,0 +1,228 @@
+//! `auditlake demo`: the server on the embedded default with demo tenants,
+//! and a generator that acts as a few users through the real HTTP API, so
+//! the log fills with realistic events (settings edits with before/after,
+//! members added and removed, projects from another application through
+//! the ingest API, and `api.access` for every call).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use auditlake_core::{Actor, Role, Scope};
+use auditlake_store::{Page, Store};
+
+use crate::config::{DbArgs, FileConfig};
+use crate::serve::{open_store, serve_on};
+
+/// Flags of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on
+    #[arg(long, env = "AUDITLAKE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory for the demo's database
+    #[arg(long, env = "AUDITLAKE_DATA_DIR", default_value = "./data/demo")]
+    data_dir: PathBuf,
+    /// Actions per second the demo users perform (0: none)
+    #[arg(long, default_value_t = 2.0)]
+    rate: f64,
+}
+
+const ADMIN_EMAIL: &str = "admin@demo.auditlake.test";
+
+/// The demo world.
+struct World {
+    group: Uuid,
+    orgs: Vec<(Uuid, String)>,
+    /// (user id, email, token) of each demo user.
+    users: Vec<(Uuid, String, String)>,
+}
+
+async fn world(store: &Store) -> anyhow::Result<World> {
+    let admin = match store.user_by_email(ADMIN_EMAIL).await? {
+        Some(u) => u,
+        None => create_world(store).await?,
+    };
+    let group = store
+        .groups_of(admin.id, Page::default())
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("the demo admin has no group; delete the demo data directory")?;
+    let mut orgs: Vec<(Uuid, String)> = store
+        .orgs_of(admin.id, Page { limit: 100, ..Page::default() })
+        .await?
+        .items
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    orgs.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut users = Vec::new();
+    for email in [ADMIN_EMAIL, "alice@demo.auditlake.test", "bob@demo.auditlake.test"] {
+        let u = store.user_by_email(email).await?.context("demo user missing")?;
+        let t = store.create_token(u.id, "demo", None, &Actor::user(u.id)).await?;
+        users.push((u.id, u.email, t.secret));
+    }
+    Ok(World {
+        group: group.id,
+        orgs,
+        users,
+    })
+}
+
+async fn create_world(store: &Store) -> anyhow::Result<auditlake_core::User> {
+    let admin = store.create_user(ADMIN_EMAIL, "Dana Admin").await?;
+    let actor = Actor::user(admin.id);
+    let group = store.create_group("Acme Corp", &actor).await?;
+    let payments = store.create_org("Payments", Some(group.id), &actor).await?;
+    let platform = store.create_org("Platform", Some(group.id), &actor).await?;
+    // A standalone org that joins the group later, as in the seed's story.
+    let labs = store.create_org("Labs", None, &actor).await?;
+    store.add_org_to_group(group.id, labs.id, &actor).await?;
+    let alice = store.create_user("alice@demo.auditlake.test", "Alice Developer").await?;
+    let bob = store.create_user("bob@demo.auditlake.test", "Bob Security").await?;
+    store.add_member(Scope::Org(payments.id), alice.id, Role::OrgAdmin, &actor).await?;
+    store.add_member(Scope::Org(platform.id), alice.id, Role::OrgMember, &actor).await?;
+    store.add_member(Scope::Org(payments.id), bob.id, Role::OrgMember, &actor).await?;
+    store.add_member(Scope::Org(platform.id), bob.id, Role::OrgAdmin, &actor).await?;
+    Ok(admin)
+}
+
+/// Runs `demo`.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let db = DbArgs {
+        data_dir: Some(args.data_dir.clone()),
+        database_url: None,
+        config: None,
+    };
+    let store = open_store(&db, &FileConfig::default()).await?;
+    let world = world(&store).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+    let server = tokio::spawn({
+        let store = store.clone();
+        let listen = args.listen.clone();
+        async move {
+            serve_on(store, &listen, move |addr| {
+                let _ = tx.send(addr);
+            })
+            .await
+        }
+    });
+    let addr = match rx.await {
+        Ok(addr) => addr,
+        Err(_) => return server.await?,
+    };
+    banner(addr, &world);
+    if args.rate > 0.0 {
+        tokio::spawn(generate(format!("http://{addr}"), world, args.rate));
+    }
+    server.await?
+}
+
+fn banner(addr: SocketAddr, w: &World) {
+    let base = format!("http://{addr}");
+    let (_, email, token) = &w.users[0];
+    let org = w.orgs.first().map(|o| o.0).unwrap_or_default();
+    println!(
+        "\nauditlake demo is running.\n\n\
+         url:      {base}\n\
+         token:    {token}   ({email}, admin of group \"Acme Corp\")\n\
+         group_id: {group}\n",
+        group = w.group
+    );
+    for (id, name) in &w.orgs {
+        println!("org:      {id}   {name}");
+    }
+    println!(
+        "\nTry:\n  \
+         curl -s -H 'Authorization: token {token}' '{base}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=5'\n  \
+         curl -s -H 'Authorization: token {token}' '{base}/rest/orgs/{org}/audit_logs/search?version=2023-09-11&events=api.access&size=5'\n  \
+         curl -s -X POST -H 'Authorization: token {token}' -H 'Content-Type: application/json' '{base}/v1/org/{org}/audit' -d '{{\"filters\":{{}}}}'\n  \
+         OpenAPI: {base}/openapi.json    metrics: {base}/metrics\n\n\
+         Demo users act every few seconds; stop with Ctrl-C.\n",
+        group = w.group
+    );
+}
+
+/// Acts as the demo users at about `rate` actions per second, forever.
+async fn generate(base: String, w: World, rate: f64) {
+    let http = reqwest::Client::new();
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut tick = tokio::time::interval(period);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        let action = {
+            let mut rng = rand::rng();
+            let (user, _, token) = w.users.choose(&mut rng).cloned().expect("demo users");
+            let (org, _) = *w.orgs.choose(&mut rng).expect("demo orgs");
+            let pick = rng.random_range(0..10u8);
+            (user, token, org, pick, rng.random_range(1..=50u32))
+        };
+        let (user, token, org, pick, x) = action;
+        let res = match pick {
+            0..=2 => {
+                let (key, value) = match x % 3 {
+                    0 => ("require_mfa", json!(x % 2 == 0)),
+                    1 => ("default_severity_threshold", json!(["low", "medium", "high"][(x % 3) as usize])),
+                    _ => ("retention_days", json!(30 + x)),
+                };
+                send(&http, reqwest::Method::PATCH, &base, &format!("/rest/orgs/{org}?version=2024-10-15"), &token,
+                    Some(json!({"data": {"type": "org", "id": org, "attributes": {"settings": {key: value}}}})), false).await
+            }
+            3..=5 => {
+                let event = ["org.project.add", "org.project.test", "org.target.create", "org.webhook.add"][(x % 4) as usize];
+                let project = format!("proj-{}", x % 7);
+                send(&http, reqwest::Method::POST, &base, &format!("/rest/orgs/{org}/audit_logs/events?version=2024-10-15"), &token,
+                    Some(json!({"data": {"type": "audit_event", "attributes": {
+                        "idempotency_id": format!("demo-{}", Uuid::now_v7()),
+                        "event": event, "user_id": user, "project_id": project,
+                        "content": {"projectName": project, "origin": "github", "run": n}}}})), false).await
+            }
+            6..=8 => {
+                send(&http, reqwest::Method::GET, &base, &format!("/rest/orgs/{org}/audit_logs/search?version=2023-09-11&size=10"), &token, None, false).await
+            }
+            _ => {
+                send(&http, reqwest::Method::POST, &base, &format!("/v1/org/{org}/audit"), &token, Some(json!({"filters": {"event": "org.settings.edit"}})), true).await
+            }
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "demo action failed");
+        }
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    v1: bool,
+) -> anyhow::Result<()> {
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .header("authorization", format!("token {token}"))
+        .header("user-agent", "auditlake-demo/1.0");
+    if let Some(b) = body {
+        let ct = if v1 { "application/json" } else { "application/vnd.api+json" };
+        req = req.header("content-type", ct).body(b.to_string());
+    }
+    let res = req.send().await?;
+    // 403/404 are expected when a member tries an admin action: that too
+    // is an audited access.
+    if res.status().is_server_error() {
+        anyhow::bail!("{path}: {}", res.status());
+    }
+    Ok(())
+}

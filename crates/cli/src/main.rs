@@ -1,0 +1,67 @@
+//! The `auditlake` binary. Thin: parses flags, sets up logging and runs one
+//! of the commands in the sibling modules.
+
+mod admin;
+mod config;
+mod demo;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted audit logs for multi-tenant platforms, forwarded to
+/// CloudTrail Lake.
+#[derive(Debug, Parser)]
+#[command(name = "auditlake", version, about)]
+struct Cli {
+    /// Log format: text or json
+    #[arg(long, env = "AUDITLAKE_LOG_FORMAT", global = true, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server
+    Serve(serve::ServeArgs),
+    /// Run the server with demo tenants and a stream of realistic events
+    Demo(demo::DemoArgs),
+    /// Administrative commands (users, groups, tokens)
+    Admin(admin::AdminArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITLAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Admin(args) => admin::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

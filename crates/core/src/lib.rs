@@ -1,0 +1,25 @@
+//! Domain types of auditlake, free of I/O.
+//!
+//! # Layout
+//!
+//! - [`event`]: audit events as stored and as submitted, event-name rules.
+//! - [`tenant`]: users, groups, organizations, roles and the access rules.
+//! - [`validate`]: input limits shared by every API that accepts events.
+//! - [`time_fmt`]: the one way timestamps are rendered and parsed.
+//!
+//! Everything here is pure so that the store, the API and (later) the
+//! forwarder agree on one definition of an event and of who may see it.
+
+pub mod event;
+pub mod tenant;
+pub mod time_fmt;
+pub mod validate;
+
+pub use event::{Actor, AuditEvent, EventName, NewEvent};
+pub use tenant::{Access, Group, Org, Role, Scope, Token, User};
+pub use validate::ValidationError;
+
+/// A new time-ordered identifier (UUID v7), used for every stored row.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

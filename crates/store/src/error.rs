@@ -1,0 +1,41 @@
+//! The store's error type. The API maps it to HTTP in one place.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist (or the caller may not know it does).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The change clashes with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The input breaks a rule the store enforces.
+    #[error("{0}")]
+    Invalid(String),
+    /// Bad configuration, such as an unsupported database URL.
+    #[error("{0}")]
+    Config(String),
+    /// Stored data that cannot be read back (a bug or a tampered row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether a unique constraint refused the write.
+    pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        match err {
+            sqlx::Error::Database(db) => {
+                db.is_unique_violation()
+                    || db.message().contains("UNIQUE constraint failed")
+                    || db.code().as_deref() == Some("23505")
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Persistence for auditlake: tenants, memberships, tokens and the audit log.
+//!
+//! # Layout
+//!
+//! - [`Store`]: one interface over two backends, SQLite (the embedded
+//!   default, WAL mode) and PostgreSQL. Both run the same SQL through sqlx's
+//!   `Any` driver; only the migrations and connection set-up differ.
+//! - `tenants`: users, groups, orgs, memberships, each change written with
+//!   its audit event in one transaction.
+//! - `tokens`: personal API tokens, stored as SHA-256 hashes.
+//! - `append`: the single path that writes audit events, with the ordering
+//!   invariant readers rely on.
+//! - `search`: audit-log queries with stable keyset cursors.
+//!
+//! Every write that changes state also appends its audit event inside the
+//! same transaction: there is no change without its event and no event
+//! without its change.
+
+mod append;
+mod error;
+mod rows;
+mod search;
+mod tenants;
+mod tokens;
+
+pub mod testing;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+
+pub use append::{IngestItem, IngestOutcome};
+pub use error::StoreError;
+/// The database driver's error, for callers that classify failures.
+pub use sqlx::Error as SqlxError;
+pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
+pub use tenants::{Member, Page, PageOf};
+pub use tokens::NewToken;
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file (WAL).
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// Readers. On SQLite several connections read in parallel under WAL.
+    read: AnyPool,
+    /// Writers. On SQLite a single connection, so writes never contend for
+    /// the database lock; on PostgreSQL the same pool as `read`.
+    write: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+/// Migrations embedded in the binary, per backend, in version order. Built
+/// by hand instead of with `sqlx::migrate!` so the build does not compile
+/// sqlx's proc-macro crate with both database drivers a second time.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, name, sqlite, postgres)| {
+            let sql = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            Migration::new(
+                *version,
+                (*name).into(),
+                MigrationType::Simple,
+                (*sql).into(),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: migrations.into(),
+        ..Migrator::DEFAULT
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`) and runs the
+    /// migrations. A SQLite file is created when missing.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL scheme in {:?}; use sqlite:// or postgres://",
+                redact(url)
+            )));
+        };
+        let store = match backend {
+            Backend::Sqlite => {
+                let opts = sqlite_options(url)?;
+                let write = sqlite_pool(1).connect_with(opts.clone()).await?;
+                // Migrate before the readers open so they see the schema.
+                migrator(backend).run(&write).await?;
+                let read = sqlite_pool(8).connect_with(opts).await?;
+                Store {
+                    read,
+                    write,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let opts = AnyConnectOptions::from_str(url)?
+                    .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await?;
+                migrator(backend).run(&pool).await?;
+                Store {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                }
+            }
+        };
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection, waiting for running statements.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+}
+
+/// SQLite in WAL mode with `synchronous=NORMAL`: a committed transaction
+/// survives a crash of the process (kill -9); `busy_timeout` covers the
+/// moment a checkpoint holds the lock.
+fn sqlite_options(url: &str) -> Result<AnyConnectOptions, StoreError> {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = if url.contains("mode=") {
+        url.to_owned()
+    } else {
+        format!("{url}{sep}mode=rwc")
+    };
+    Ok(AnyConnectOptions::from_str(&url)?
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
+}
+
+/// The Any driver has no typed SQLite options, so the PRAGMAs run on each
+/// new connection.
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

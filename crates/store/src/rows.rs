@@ -1,0 +1,91 @@
+//! Decoding rows of the `Any` driver into domain types. IDs are stored as
+//! text and times as epoch microseconds so both backends share one SQL.
+
+use auditlake_core::{AuditEvent, Group, Org, Token, User};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+pub(crate) fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, StoreError> {
+    let s: String = row.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|_| StoreError::Corrupt(format!("{col} = {s:?} is not a UUID")))
+}
+
+pub(crate) fn opt_uuid(row: &AnyRow, col: &str) -> Result<Option<Uuid>, StoreError> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| {
+        Uuid::parse_str(&s).map_err(|_| StoreError::Corrupt(format!("{col} = {s:?} is not a UUID")))
+    })
+    .transpose()
+}
+
+pub(crate) const EVENT_COLS: &str =
+    "seq, id, created_us, event, org_id, group_id, user_id, project_id, content, source_ip, user_agent";
+
+pub(crate) fn event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        seq: row.try_get("seq")?,
+        id: uuid(row, "id")?,
+        created_us: row.try_get("created_us")?,
+        event: row.try_get("event")?,
+        org_id: opt_uuid(row, "org_id")?,
+        group_id: opt_uuid(row, "group_id")?,
+        user_id: opt_uuid(row, "user_id")?,
+        project_id: row.try_get("project_id")?,
+        content: row.try_get("content")?,
+        source_ip: row.try_get("source_ip")?,
+        user_agent: row.try_get("user_agent")?,
+    })
+}
+
+pub(crate) const USER_COLS: &str = "id, email, name, created_us";
+
+pub(crate) fn user(row: &AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: uuid(row, "id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        created_us: row.try_get("created_us")?,
+    })
+}
+
+pub(crate) const GROUP_COLS: &str = "id, name, created_us";
+
+pub(crate) fn group(row: &AnyRow) -> Result<Group, StoreError> {
+    Ok(Group {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        created_us: row.try_get("created_us")?,
+    })
+}
+
+pub(crate) const ORG_COLS: &str = "id, name, slug, group_id, settings, created_us";
+
+pub(crate) fn org(row: &AnyRow) -> Result<Org, StoreError> {
+    let settings: String = row.try_get("settings")?;
+    Ok(Org {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        slug: row.try_get("slug")?,
+        group_id: opt_uuid(row, "group_id")?,
+        settings: serde_json::from_str(&settings)
+            .map_err(|e| StoreError::Corrupt(format!("org settings: {e}")))?,
+        created_us: row.try_get("created_us")?,
+    })
+}
+
+pub(crate) const TOKEN_COLS: &str = "id, user_id, name, prefix, created_us, expires_us, revoked_us";
+
+pub(crate) fn token(row: &AnyRow) -> Result<Token, StoreError> {
+    Ok(Token {
+        id: uuid(row, "id")?,
+        user_id: uuid(row, "user_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        created_us: row.try_get("created_us")?,
+        expires_us: row.try_get("expires_us")?,
+        revoked_us: row.try_get("revoked_us")?,
+    })
+}

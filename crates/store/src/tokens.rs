@@ -1,0 +1,187 @@
+//! Personal API tokens. The secret is shown once at creation; the database
+//! keeps only its SHA-256 hash (the secret has 256 bits of entropy, so a
+//! plain hash is enough and lookups stay one index probe). The final check
+//! compares hashes in constant time.
+
+use auditlake_core::{time_fmt, Actor, Scope, Token, User};
+use base64::Engine as _;
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::append::insert_events;
+use crate::tenants::{Page, PageOf};
+use crate::{rows, Store, StoreError};
+
+/// Prefix of every secret, so leaked tokens are easy to scan for.
+pub const TOKEN_PREFIX: &str = "alk_";
+
+/// A token just created: its metadata and the secret, shown once.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Metadata as stored.
+    pub token: Token,
+    /// The secret to put in `Authorization: token <secret>`.
+    pub secret: String,
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl Store {
+    /// Creates a token for `user_id` (`user.token.create`).
+    pub async fn create_token(
+        &self,
+        user_id: Uuid,
+        name: &str,
+        expires_us: Option<i64>,
+        actor: &Actor,
+    ) -> Result<NewToken, StoreError> {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let secret = format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        );
+        let token = Token {
+            id: auditlake_core::new_id(),
+            user_id,
+            name: name.to_owned(),
+            prefix: secret[..TOKEN_PREFIX.len() + 6].to_owned(),
+            created_us: time_fmt::now_micros(),
+            expires_us,
+            revoked_us: None,
+        };
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, user_id, name, prefix, hash, created_us, expires_us) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7)",
+        )
+        .bind(token.id.to_string())
+        .bind(user_id.to_string())
+        .bind(token.name.clone())
+        .bind(token.prefix.clone())
+        .bind(hash(&secret))
+        .bind(token.created_us)
+        .bind(expires_us)
+        .execute(&mut *tx)
+        .await?;
+        let ev = actor.event(
+            "user.token.create",
+            Scope::User,
+            json!({"tokenPublicId": token.id, "name": token.name, "userPublicId": user_id}),
+        );
+        insert_events(&mut tx, self.backend, &[ev]).await?;
+        tx.commit().await?;
+        Ok(NewToken { token, secret })
+    }
+
+    /// The user's tokens, revoked ones included.
+    pub async fn tokens(&self, user_id: Uuid, page: Page) -> Result<PageOf<Token>, StoreError> {
+        let select = format!("SELECT {} FROM tokens WHERE user_id = $1", rows::TOKEN_COLS);
+        self.page(&select, user_id.to_string(), "id", page, rows::token)
+            .await
+    }
+
+    /// One of the user's tokens.
+    pub async fn token(&self, user_id: Uuid, id: Uuid) -> Result<Option<Token>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM tokens WHERE user_id = $1 AND id = $2",
+            rows::TOKEN_COLS
+        );
+        sqlx::query(&sql)
+            .bind(user_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(rows::token)
+            .transpose()
+    }
+
+    /// Revokes one of the user's tokens (`user.token.revoke`); revoking a
+    /// revoked token changes nothing.
+    pub async fn revoke_token(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        actor: &Actor,
+    ) -> Result<Token, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let now = time_fmt::now_micros();
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_us = $1 WHERE user_id = $2 AND id = $3 AND revoked_us IS NULL",
+        )
+        .bind(now)
+        .bind(user_id.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            let ev = actor.event(
+                "user.token.revoke",
+                Scope::User,
+                json!({"tokenPublicId": id, "userPublicId": user_id}),
+            );
+            insert_events(&mut tx, self.backend, &[ev]).await?;
+        }
+        let sql = format!(
+            "SELECT {} FROM tokens WHERE user_id = $1 AND id = $2",
+            rows::TOKEN_COLS
+        );
+        let token = sqlx::query(&sql)
+            .bind(user_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(rows::token)
+            .transpose()?
+            .ok_or(StoreError::NotFound("token"))?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// The user behind a secret, if the token exists, is not revoked and has
+    /// not expired.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<(User, Token)>, StoreError> {
+        if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
+            return Ok(None);
+        }
+        let wanted = hash(secret);
+        let sql = format!(
+            "SELECT t.hash AS hash, t.id AS id, t.user_id AS user_id, t.name AS name, \
+             t.prefix AS prefix, t.created_us AS created_us, t.expires_us AS expires_us, \
+             t.revoked_us AS revoked_us, u.email AS email, u.name AS user_name, \
+             u.created_us AS user_created_us \
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(wanted.clone())
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stored: String = row.try_get("hash")?;
+        if !bool::from(stored.as_bytes().ct_eq(wanted.as_bytes())) {
+            return Ok(None);
+        }
+        let token = rows::token(&row)?;
+        let now = time_fmt::now_micros();
+        if token.revoked_us.is_some() || token.expires_us.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        let user = User {
+            id: token.user_id,
+            email: row.try_get("email")?,
+            name: row.try_get("user_name")?,
+            created_us: row.try_get("user_created_us")?,
+        };
+        Ok(Some((user, token)))
+    }
+}

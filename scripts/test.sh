@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, then every test on
+# SQLite and PostgreSQL. Installs what it needs; safe to run on a fresh
+# machine of the project's kind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export AUDITLAKE_TEST_PG="${AUDITLAKE_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
+
+scripts/ensure-postgres.sh
+
+echo "== rustfmt"
+cargo fmt --all -- --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests (SQLite and PostgreSQL)"
+cargo test --workspace --locked
+
+echo "== docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
