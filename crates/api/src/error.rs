@@ -41,7 +41,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -53,25 +58,45 @@ impl ApiError {
 
     /// 400 with a pointer into the body.
     pub fn invalid_body(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_body", "Invalid request body", detail)
-            .at(Source::Pointer(pointer.into()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "Invalid request body",
+            detail,
+        )
+        .at(Source::Pointer(pointer.into()))
     }
 
     /// 400 for a query or path parameter.
     pub fn invalid_param(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", "Invalid parameter", detail)
-            .at(Source::Parameter(name.into()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "Invalid parameter",
+            detail,
+        )
+        .at(Source::Parameter(name.into()))
     }
 
     /// 400 for a bad request header.
     pub fn invalid_header(name: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_header", "Invalid header", detail)
-            .at(Source::Header(name.to_owned()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            "Invalid header",
+            detail,
+        )
+        .at(Source::Header(name.to_owned()))
     }
 
     /// 401: no credentials, or credentials that do not work.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
     }
 
     /// 403: known caller without the right.
@@ -101,13 +126,23 @@ impl ApiError {
 
     /// 413.
     pub fn too_large(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", detail)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            detail,
+        )
     }
 
     /// 415-style content-type problems answer 400 per the Snyk conventions.
     pub fn content_type(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_content_type", "Invalid content type", detail)
-            .at(Source::Header("content-type".into()))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_content_type",
+            "Invalid content type",
+            detail,
+        )
+        .at(Source::Header("content-type".into()))
     }
 
     /// 500; `cause` is logged, not sent.
@@ -168,9 +203,12 @@ impl From<StoreError> for ApiError {
                 "Unprocessable request",
                 msg,
             ),
-            StoreError::Database(sqlx_err @ (auditlake_store::SqlxError::PoolTimedOut
-            | auditlake_store::SqlxError::PoolClosed
-            | auditlake_store::SqlxError::Io(_))) => ApiError::unavailable(sqlx_err),
+            StoreError::Database(
+                sqlx_err @ (auditlake_store::SqlxError::PoolTimedOut
+                | auditlake_store::SqlxError::PoolClosed
+                | auditlake_store::SqlxError::Io(_)),
+            ) => ApiError::unavailable(sqlx_err),
+            StoreError::Unavailable(why) => ApiError::unavailable(why),
             other => ApiError::internal(other),
         }
     }

@@ -101,7 +101,10 @@ pub fn print(value: &serde_json::Value, as_json: bool) {
     if let Some(obj) = value.as_object() {
         let width = obj.keys().map(String::len).max().unwrap_or(0);
         for (k, v) in obj {
-            let shown = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+            let shown = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
             println!("{k:<width$}  {shown}");
         }
     }
@@ -120,10 +123,18 @@ pub struct Bootstrap {
 }
 
 /// Creates an admin user with a token, a group and an org in it.
-pub async fn bootstrap(store: &Store, email: &str, name: &str, group: &str, org: &str) -> anyhow::Result<Bootstrap> {
+pub async fn bootstrap(
+    store: &Store,
+    email: &str,
+    name: &str,
+    group: &str,
+    org: &str,
+) -> anyhow::Result<Bootstrap> {
     let user = store.create_user(email, name).await?;
     let actor = Actor::user(user.id);
-    let token = store.create_token(user.id, "bootstrap", None, &actor).await?;
+    let token = store
+        .create_token(user.id, "bootstrap", None, &actor)
+        .await?;
     let group = store.create_group(group, &actor).await?;
     let org = store.create_org(org, Some(group.id), &actor).await?;
     Ok(Bootstrap {
@@ -158,8 +169,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             expires_in_days,
         } => {
             let u = user_by_email(&store, &email).await?;
-            let expires = expires_in_days.map(|d| time_fmt::now_micros() + i64::from(d) * 86_400_000_000);
-            let t = store.create_token(u.id, &name, expires, &Actor::user(u.id)).await?;
+            let expires =
+                expires_in_days.map(|d| time_fmt::now_micros() + i64::from(d) * 86_400_000_000);
+            let t = store
+                .create_token(u.id, &name, expires, &Actor::user(u.id))
+                .await?;
             json!({"token_id": t.token.id, "token": t.secret, "user_id": u.id,
                    "expires_at": expires.map(time_fmt::format_micros)})
         }
@@ -174,7 +188,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             group_id,
         } => {
             let u = user_by_email(&store, &admin_email).await?;
-            let o = store.create_org(&name, group_id, &Actor::user(u.id)).await?;
+            let o = store
+                .create_org(&name, group_id, &Actor::user(u.id))
+                .await?;
             json!({"org_id": o.id, "name": o.name, "slug": o.slug, "group_id": o.group_id})
         }
     };

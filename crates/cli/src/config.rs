@@ -12,13 +12,13 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// Directory for the embedded database and other state [default: ./data]
-    #[arg(long, env = "AUDITLAKE_DATA_DIR")]
+    #[arg(long, env = "AUDITLAKE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Database URL: postgres://user@host/db, or sqlite://path [default: SQLite under --data-dir]
-    #[arg(long, env = "AUDITLAKE_DATABASE_URL")]
+    #[arg(long, env = "AUDITLAKE_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// TOML configuration file (keys as the long flags, with underscores)
-    #[arg(long, env = "AUDITLAKE_CONFIG")]
+    #[arg(long, env = "AUDITLAKE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 }
 
@@ -49,7 +49,11 @@ impl FileConfig {
 impl DbArgs {
     /// The resolved database URL, creating the data directory for SQLite.
     pub fn resolve(&self, file: &FileConfig) -> anyhow::Result<String> {
-        if let Some(url) = self.database_url.clone().or_else(|| file.database_url.clone()) {
+        if let Some(url) = self
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+        {
             return Ok(url);
         }
         let dir = self

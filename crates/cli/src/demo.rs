@@ -58,7 +58,13 @@ async fn world(store: &Store) -> anyhow::Result<World> {
         .next()
         .context("the demo admin has no group; delete the demo data directory")?;
     let mut orgs: Vec<(Uuid, String)> = store
-        .orgs_of(admin.id, Page { limit: 100, ..Page::default() })
+        .orgs_of(
+            admin.id,
+            Page {
+                limit: 100,
+                ..Page::default()
+            },
+        )
         .await?
         .items
         .into_iter()
@@ -66,9 +72,18 @@ async fn world(store: &Store) -> anyhow::Result<World> {
         .collect();
     orgs.sort_by(|a, b| a.1.cmp(&b.1));
     let mut users = Vec::new();
-    for email in [ADMIN_EMAIL, "alice@demo.auditlake.test", "bob@demo.auditlake.test"] {
-        let u = store.user_by_email(email).await?.context("demo user missing")?;
-        let t = store.create_token(u.id, "demo", None, &Actor::user(u.id)).await?;
+    for email in [
+        ADMIN_EMAIL,
+        "alice@demo.auditlake.test",
+        "bob@demo.auditlake.test",
+    ] {
+        let u = store
+            .user_by_email(email)
+            .await?
+            .context("demo user missing")?;
+        let t = store
+            .create_token(u.id, "demo", None, &Actor::user(u.id))
+            .await?;
         users.push((u.id, u.email, t.secret));
     }
     Ok(World {
@@ -87,12 +102,24 @@ async fn create_world(store: &Store) -> anyhow::Result<auditlake_core::User> {
     // A standalone org that joins the group later, as in the seed's story.
     let labs = store.create_org("Labs", None, &actor).await?;
     store.add_org_to_group(group.id, labs.id, &actor).await?;
-    let alice = store.create_user("alice@demo.auditlake.test", "Alice Developer").await?;
-    let bob = store.create_user("bob@demo.auditlake.test", "Bob Security").await?;
-    store.add_member(Scope::Org(payments.id), alice.id, Role::OrgAdmin, &actor).await?;
-    store.add_member(Scope::Org(platform.id), alice.id, Role::OrgMember, &actor).await?;
-    store.add_member(Scope::Org(payments.id), bob.id, Role::OrgMember, &actor).await?;
-    store.add_member(Scope::Org(platform.id), bob.id, Role::OrgAdmin, &actor).await?;
+    let alice = store
+        .create_user("alice@demo.auditlake.test", "Alice Developer")
+        .await?;
+    let bob = store
+        .create_user("bob@demo.auditlake.test", "Bob Security")
+        .await?;
+    store
+        .add_member(Scope::Org(payments.id), alice.id, Role::OrgAdmin, &actor)
+        .await?;
+    store
+        .add_member(Scope::Org(platform.id), alice.id, Role::OrgMember, &actor)
+        .await?;
+    store
+        .add_member(Scope::Org(payments.id), bob.id, Role::OrgMember, &actor)
+        .await?;
+    store
+        .add_member(Scope::Org(platform.id), bob.id, Role::OrgAdmin, &actor)
+        .await?;
     Ok(admin)
 }
 
@@ -173,26 +200,60 @@ async fn generate(base: String, w: World, rate: f64) {
             0..=2 => {
                 let (key, value) = match x % 3 {
                     0 => ("require_mfa", json!(x % 2 == 0)),
-                    1 => ("default_severity_threshold", json!(["low", "medium", "high"][(x % 3) as usize])),
+                    1 => (
+                        "default_severity_threshold",
+                        json!(["low", "medium", "high"][(x % 3) as usize]),
+                    ),
                     _ => ("retention_days", json!(30 + x)),
                 };
                 send(&http, reqwest::Method::PATCH, &base, &format!("/rest/orgs/{org}?version=2024-10-15"), &token,
                     Some(json!({"data": {"type": "org", "id": org, "attributes": {"settings": {key: value}}}})), false).await
             }
             3..=5 => {
-                let event = ["org.project.add", "org.project.test", "org.target.create", "org.webhook.add"][(x % 4) as usize];
+                let event = [
+                    "org.project.add",
+                    "org.project.test",
+                    "org.target.create",
+                    "org.webhook.add",
+                ][(x % 4) as usize];
                 let project = format!("proj-{}", x % 7);
-                send(&http, reqwest::Method::POST, &base, &format!("/rest/orgs/{org}/audit_logs/events?version=2024-10-15"), &token,
+                send(
+                    &http,
+                    reqwest::Method::POST,
+                    &base,
+                    &format!("/rest/orgs/{org}/audit_logs/events?version=2024-10-15"),
+                    &token,
                     Some(json!({"data": {"type": "audit_event", "attributes": {
                         "idempotency_id": format!("demo-{}", Uuid::now_v7()),
                         "event": event, "user_id": user, "project_id": project,
-                        "content": {"projectName": project, "origin": "github", "run": n}}}})), false).await
+                        "content": {"projectName": project, "origin": "github", "run": n}}}})),
+                    false,
+                )
+                .await
             }
             6..=8 => {
-                send(&http, reqwest::Method::GET, &base, &format!("/rest/orgs/{org}/audit_logs/search?version=2023-09-11&size=10"), &token, None, false).await
+                send(
+                    &http,
+                    reqwest::Method::GET,
+                    &base,
+                    &format!("/rest/orgs/{org}/audit_logs/search?version=2023-09-11&size=10"),
+                    &token,
+                    None,
+                    false,
+                )
+                .await
             }
             _ => {
-                send(&http, reqwest::Method::POST, &base, &format!("/v1/org/{org}/audit"), &token, Some(json!({"filters": {"event": "org.settings.edit"}})), true).await
+                send(
+                    &http,
+                    reqwest::Method::POST,
+                    &base,
+                    &format!("/v1/org/{org}/audit"),
+                    &token,
+                    Some(json!({"filters": {"event": "org.settings.edit"}})),
+                    true,
+                )
+                .await
             }
         };
         if let Err(e) = res {
@@ -215,7 +276,11 @@ async fn send(
         .header("authorization", format!("token {token}"))
         .header("user-agent", "auditlake-demo/1.0");
     if let Some(b) = body {
-        let ct = if v1 { "application/json" } else { "application/vnd.api+json" };
+        let ct = if v1 {
+            "application/json"
+        } else {
+            "application/vnd.api+json"
+        };
         req = req.header("content-type", ct).body(b.to_string());
     }
     let res = req.send().await?;

@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "auditlake", version, about)]
 struct Cli {
     /// Log format: text or json
-    #[arg(long, env = "AUDITLAKE_LOG_FORMAT", global = true, default_value = "text")]
+    #[arg(
+        long,
+        env = "AUDITLAKE_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

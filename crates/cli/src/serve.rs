@@ -50,7 +50,11 @@ pub async fn shutdown_signal() {
 }
 
 /// Binds `listen` and serves until a signal.
-pub async fn serve_on(store: Store, listen: &str, announce: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
+pub async fn serve_on(
+    store: Store,
+    listen: &str,
+    announce: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     auditlake_api::install_metrics();
     let listener = TcpListener::bind(listen)
         .await
@@ -71,5 +75,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    serve_on(store, &listen, |_| {}).await
+    // Printed on stdout so scripts and tests can wait for the server.
+    serve_on(store, &listen, |addr| {
+        println!("auditlake listening on http://{addr}")
+    })
+    .await
 }

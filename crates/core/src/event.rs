@@ -36,7 +36,11 @@ impl EventName {
             let mut chars = seg.chars();
             match chars.next() {
                 Some(c) if c.is_ascii_lowercase() => {}
-                _ => return Err(bad("has a segment that does not start with a lower-case letter")),
+                _ => {
+                    return Err(bad(
+                        "has a segment that does not start with a lower-case letter",
+                    ))
+                }
             }
             if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
                 return Err(bad("may only contain a-z, 0-9, '_' and '.'"));

@@ -65,7 +65,9 @@ pub fn client_time(us: i64, now_us: i64) -> Result<i64, ValidationError> {
         ));
     }
     if us < now_us - MAX_PAST_US {
-        return Err(ValidationError::new("created is more than 366 days in the past"));
+        return Err(ValidationError::new(
+            "created is more than 366 days in the past",
+        ));
     }
     Ok(us)
 }
@@ -172,8 +174,12 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":null}}"#).unwrap();
-        assert_eq!(canonical_json(&a), r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#);
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":null}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#
+        );
     }
 
     #[test]

@@ -8,14 +8,17 @@
 //!   never later find a committed event with `seq <= n` it did not see. That
 //!   is what lets a forwarder keep a single integer cursor. On SQLite the
 //!   lock is the single write connection; on PostgreSQL a transaction-level
-//!   advisory lock (`APPEND_LOCK`) taken just before the insert and released
-//!   at commit, so several server processes on one database still agree.
+//!   advisory lock (`APPEND_LOCK`) taken at the start of the append and
+//!   released at commit, so several server processes on one database still
+//!   agree.
 //! - **Atomicity.** Events are inserted in the caller's transaction, beside
 //!   the state change they describe.
 //! - **Scope.** An org event's `group_id` is read from the org row inside
-//!   the same transaction: the parent group at the time of the event.
+//!   the same transaction, under the append lock: the parent group at the
+//!   event's place in the log.
 //! - **Idempotency.** Ingested events carry a client ID unique per target
-//!   tenant; a repeat returns the stored event and writes nothing.
+//!   tenant; a repeat returns the stored event and writes nothing. The IDs
+//!   are looked up under the append lock, so concurrent repeats replay too.
 
 use std::collections::HashMap;
 
@@ -23,6 +26,7 @@ use auditlake_core::{AuditEvent, NewEvent, Scope};
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
+use crate::writer::Job;
 use crate::{rows, Backend, Store, StoreError};
 
 /// Arbitrary constant naming the PostgreSQL advisory lock of the log.
@@ -170,12 +174,25 @@ impl IngestOutcome {
 
 impl Store {
     /// Appends events that describe no other state change (`api.access`,
-    /// for example), in a transaction of their own.
+    /// for example), committed by the group-commit writer.
     pub async fn append(&self, events: &[NewEvent]) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let stored = insert_events(&mut tx, self.backend, events).await?;
-        tx.commit().await?;
-        Ok(stored)
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let events = events.to_vec();
+        self.submit(Job::Append { events, reply }, rx).await
+    }
+
+    /// Hands a job to the group-commit writer and waits for its answer.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        rx: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer dropped the job".into()))?
     }
 
     /// Stores a batch of ingested events for the tenant `scope_id`, all or
@@ -187,132 +204,16 @@ impl Store {
         scope_id: Uuid,
         items: Vec<IngestItem>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut distinct = std::collections::HashSet::new();
-        if let Some(dup) = items.iter().find(|it| !distinct.insert(&it.idempotency_id)) {
-            return Err(StoreError::Invalid(format!(
-                "idempotency id {:?} appears more than once in the batch",
-                dup.idempotency_id
-            )));
-        }
-        let mut tx = self.write.begin().await?;
-        // Look the IDs up under the append lock, so that a concurrent retry
-        // of the same request, committed while this one waited, is seen and
-        // replayed rather than failing on the unique key.
-        lock_log(&mut tx, self.backend).await?;
-        let scope = scope_id.to_string();
-        let mut seen: HashMap<String, (String, Uuid)> = HashMap::new();
-        for chunk in items.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
-                "SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
-                 WHERE scope_id = $1 AND idempotency_id IN (",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", i + 2));
-            }
-            sql.push(')');
-            let mut q = sqlx::query(&sql).bind(scope.clone());
-            for it in chunk {
-                q = q.bind(it.idempotency_id.clone());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                seen.insert(
-                    row.try_get("idempotency_id")?,
-                    (row.try_get("request_hash")?, rows::uuid(&row, "event_id")?),
-                );
-            }
-        }
-
-        let mut fresh = Vec::new();
-        for it in &items {
-            if let Some((hash, _)) = seen.get(&it.idempotency_id) {
-                if *hash != it.request_hash {
-                    return Err(StoreError::Conflict(format!(
-                        "idempotency id {:?} was already used for a different event",
-                        it.idempotency_id
-                    )));
-                }
-            } else {
-                fresh.push(it.event.clone());
-            }
-        }
-        let created = insert_events(&mut tx, self.backend, &fresh).await?;
-        for chunk in items
-            .iter()
-            .filter(|it| !seen.contains_key(&it.idempotency_id))
-            .zip(&created)
-            .collect::<Vec<_>>()
-            .chunks(INSERT_CHUNK)
-        {
-            let mut sql = String::from(
-                "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let b = i * 4;
-                sql.push_str(&format!("(${},${},${},${})", b + 1, b + 2, b + 3, b + 4));
-            }
-            let mut q = sqlx::query(&sql);
-            for (it, ev) in chunk {
-                q = q
-                    .bind(scope.clone())
-                    .bind(it.idempotency_id.clone())
-                    .bind(ev.id.to_string())
-                    .bind(it.request_hash.clone());
-            }
-            q.execute(&mut *tx).await?;
-        }
-
-        let replayed_ids: Vec<Uuid> = seen.values().map(|(_, id)| *id).collect();
-        let replayed = self.events_by_id(&mut tx, &replayed_ids).await?;
-        tx.commit().await?;
-
-        let mut created = created.into_iter();
-        let mut out = Vec::with_capacity(items.len());
-        for it in &items {
-            match seen.get(&it.idempotency_id) {
-                Some((_, id)) => {
-                    let ev = replayed
-                        .get(id)
-                        .cloned()
-                        .ok_or(StoreError::NotFound("replayed event"))?;
-                    out.push(IngestOutcome::Replayed(ev));
-                }
-                None => out.push(IngestOutcome::Created(
-                    created.next().expect("one stored event per fresh item"),
-                )),
-            }
-        }
-        Ok(out)
-    }
-
-    async fn events_by_id(
-        &self,
-        conn: &mut AnyConnection,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, AuditEvent>, StoreError> {
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(INSERT_CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT {} FROM audit_events WHERE id IN ({})",
-                rows::EVENT_COLS,
-                placeholders.join(",")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.to_string());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let e = rows::event(&row)?;
-                out.insert(e.id, e);
-            }
-        }
-        Ok(out)
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            Job::Ingest {
+                scope_id,
+                items,
+                reply,
+            },
+            rx,
+        )
+        .await
     }
 
     /// Events with `seq > after`, in append order, at most `limit`. The
@@ -341,4 +242,138 @@ impl Store {
                 .try_get("head")?,
         )
     }
+}
+
+/// The body of [`Store::ingest`], in the caller's transaction. Fails for
+/// its own reasons (duplicates, conflicts, unknown tenant) only before it
+/// writes anything (see `writer`).
+pub(crate) async fn ingest_in(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    scope_id: Uuid,
+    items: &[IngestItem],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let mut distinct = std::collections::HashSet::new();
+    if let Some(dup) = items.iter().find(|it| !distinct.insert(&it.idempotency_id)) {
+        return Err(StoreError::Invalid(format!(
+            "idempotency id {:?} appears more than once in the batch",
+            dup.idempotency_id
+        )));
+    }
+    // Look the IDs up under the append lock, so that a concurrent retry
+    // of the same request, committed while this one waited, is seen and
+    // replayed rather than failing on the unique key.
+    lock_log(conn, backend).await?;
+    let scope = scope_id.to_string();
+    let mut seen: HashMap<String, (String, Uuid)> = HashMap::new();
+    for chunk in items.chunks(INSERT_CHUNK) {
+        let mut sql = String::from(
+            "SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
+             WHERE scope_id = $1 AND idempotency_id IN (",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", i + 2));
+        }
+        sql.push(')');
+        let mut q = sqlx::query(&sql).bind(scope.clone());
+        for it in chunk {
+            q = q.bind(it.idempotency_id.clone());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            seen.insert(
+                row.try_get("idempotency_id")?,
+                (row.try_get("request_hash")?, rows::uuid(&row, "event_id")?),
+            );
+        }
+    }
+
+    let mut fresh = Vec::new();
+    for it in items {
+        if let Some((hash, _)) = seen.get(&it.idempotency_id) {
+            if *hash != it.request_hash {
+                return Err(StoreError::Conflict(format!(
+                    "idempotency id {:?} was already used for a different event",
+                    it.idempotency_id
+                )));
+            }
+        } else {
+            fresh.push(it.event.clone());
+        }
+    }
+    let created = insert_events(conn, backend, &fresh).await?;
+    for chunk in items
+        .iter()
+        .filter(|it| !seen.contains_key(&it.idempotency_id))
+        .zip(&created)
+        .collect::<Vec<_>>()
+        .chunks(INSERT_CHUNK)
+    {
+        let mut sql = String::from(
+            "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = i * 4;
+            sql.push_str(&format!("(${},${},${},${})", b + 1, b + 2, b + 3, b + 4));
+        }
+        let mut q = sqlx::query(&sql);
+        for (it, ev) in chunk {
+            q = q
+                .bind(scope.clone())
+                .bind(it.idempotency_id.clone())
+                .bind(ev.id.to_string())
+                .bind(it.request_hash.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+
+    let replayed_ids: Vec<Uuid> = seen.values().map(|(_, id)| *id).collect();
+    let replayed = events_by_id(conn, &replayed_ids).await?;
+
+    let mut created = created.into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        match seen.get(&it.idempotency_id) {
+            Some((_, id)) => {
+                let ev = replayed
+                    .get(id)
+                    .cloned()
+                    .ok_or(StoreError::NotFound("replayed event"))?;
+                out.push(IngestOutcome::Replayed(ev));
+            }
+            None => out.push(IngestOutcome::Created(
+                created.next().expect("one stored event per fresh item"),
+            )),
+        }
+    }
+    Ok(out)
+}
+
+async fn events_by_id(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, AuditEvent>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(INSERT_CHUNK) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {} FROM audit_events WHERE id IN ({})",
+            rows::EVENT_COLS,
+            placeholders.join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let e = rows::event(&row)?;
+            out.insert(e.id, e);
+        }
+    }
+    Ok(out)
 }

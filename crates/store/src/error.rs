@@ -18,6 +18,10 @@ pub enum StoreError {
     /// Stored data that cannot be read back (a bug or a tampered row).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The store cannot take writes now (shutting down, or a failed group
+    /// commit); nothing was stored, the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

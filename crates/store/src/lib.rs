@@ -22,6 +22,7 @@ mod rows;
 mod search;
 mod tenants;
 mod tokens;
+mod writer;
 
 pub mod testing;
 
@@ -33,9 +34,9 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use append::{IngestItem, IngestOutcome};
 pub use error::StoreError;
+pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
 /// The database driver's error, for callers that classify failures.
 pub use sqlx::Error as SqlxError;
-pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
 pub use tenants::{Member, Page, PageOf};
 pub use tokens::NewToken;
 
@@ -57,11 +58,15 @@ pub struct Store {
     /// the database lock; on PostgreSQL the same pool as `read`.
     write: AnyPool,
     backend: Backend,
+    /// The group-commit writer for stand-alone appends (see `writer`).
+    writer: tokio::sync::mpsc::Sender<writer::Job>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -123,6 +128,7 @@ impl Store {
                 let read = sqlite_pool(8).connect_with(opts).await?;
                 Store {
                     read,
+                    writer: writer::spawn(write.clone(), backend),
                     write,
                     backend,
                 }
@@ -138,6 +144,7 @@ impl Store {
                 migrator(backend).run(&pool).await?;
                 Store {
                     read: pool.clone(),
+                    writer: writer::spawn(pool.clone(), backend),
                     write: pool,
                     backend,
                 }

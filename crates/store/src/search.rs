@@ -118,7 +118,11 @@ impl Store {
         match q.scope {
             Some(Scope::Org(o)) => push(&mut sql, "org_id = ?", Arg::S(o.to_string())),
             Some(Scope::Group(g)) => push(&mut sql, "group_id = ?", Arg::S(g.to_string())),
-            _ => return Err(StoreError::Invalid("a search needs an org or a group".into())),
+            _ => {
+                return Err(StoreError::Invalid(
+                    "a search needs an org or a group".into(),
+                ))
+            }
         }
         push(&mut sql, " AND created_us >= ?", Arg::I(q.from_us));
         push(&mut sql, " AND created_us < ?", Arg::I(q.to_us));
@@ -144,7 +148,11 @@ impl Store {
             SortOrder::Desc => ("<", "DESC"),
         };
         if let Some(c) = q.cursor {
-            push(&mut sql, &format!(" AND (created_us {cmp} ?"), Arg::I(c.created_us));
+            push(
+                &mut sql,
+                &format!(" AND (created_us {cmp} ?"),
+                Arg::I(c.created_us),
+            );
             push(&mut sql, " OR (created_us = ?", Arg::I(c.created_us));
             push(&mut sql, &format!(" AND seq {cmp} ?))"), Arg::I(c.seq));
         }

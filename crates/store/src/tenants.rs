@@ -94,11 +94,7 @@ impl Store {
                 Some(b),
                 true,
             ),
-            (None, None) => (
-                format!("{select} ORDER BY {id_col} LIMIT $2"),
-                None,
-                false,
-            ),
+            (None, None) => (format!("{select} ORDER BY {id_col} LIMIT $2"), None, false),
         };
         let mut q = sqlx::query(&sql).bind(arg);
         if let Some(c) = cursor {
@@ -128,13 +124,14 @@ impl Store {
             created_us: time_fmt::now_micros(),
         };
         let mut tx = self.write.begin().await?;
-        let res = sqlx::query("INSERT INTO users (id, email, name, created_us) VALUES ($1,$2,$3,$4)")
-            .bind(user.id.to_string())
-            .bind(user.email.clone())
-            .bind(user.name.clone())
-            .bind(user.created_us)
-            .execute(&mut *tx)
-            .await;
+        let res =
+            sqlx::query("INSERT INTO users (id, email, name, created_us) VALUES ($1,$2,$3,$4)")
+                .bind(user.id.to_string())
+                .bind(user.email.clone())
+                .bind(user.name.clone())
+                .bind(user.created_us)
+                .execute(&mut *tx)
+                .await;
         match res {
             Err(e) if StoreError::is_unique_violation(&e) => {
                 return Err(StoreError::Conflict(format!(
@@ -180,10 +177,11 @@ impl Store {
 
     /// The caller's memberships, for rights checks.
     pub async fn access(&self, user_id: Uuid) -> Result<Access, StoreError> {
-        let rows = sqlx::query("SELECT scope_kind, scope_id, role FROM memberships WHERE user_id = $1")
-            .bind(user_id.to_string())
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query("SELECT scope_kind, scope_id, role FROM memberships WHERE user_id = $1")
+                .bind(user_id.to_string())
+                .fetch_all(&self.read)
+                .await?;
         let mut access = Access {
             user_id,
             ..Access::default()
@@ -226,7 +224,14 @@ impl Store {
         )];
         if let Some(user) = actor.user_id {
             events.push(
-                grant(&mut tx, Scope::Group(group.id), user, Role::GroupAdmin, actor).await?,
+                grant(
+                    &mut tx,
+                    Scope::Group(group.id),
+                    user,
+                    Role::GroupAdmin,
+                    actor,
+                )
+                .await?,
             );
         }
         insert_events(&mut tx, self.backend, &events).await?;
@@ -277,7 +282,9 @@ impl Store {
         let mut current = org_in(&mut tx, self.backend, org).await?;
         match current.group_id {
             Some(g) if g == group => {
-                return Err(StoreError::Conflict("the organization is already in this group".into()))
+                return Err(StoreError::Conflict(
+                    "the organization is already in this group".into(),
+                ))
             }
             Some(_) => {
                 return Err(StoreError::Conflict(
@@ -449,21 +456,28 @@ impl Store {
         actor: &Actor,
     ) -> Result<Member, StoreError> {
         let mut tx = self.write.begin().await?;
-        let target = sqlx::query(&format!("SELECT {} FROM users WHERE id = $1", rows::USER_COLS))
-            .bind(user.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .as_ref()
-            .map(rows::user)
-            .transpose()?
-            .ok_or(StoreError::NotFound("user"))?;
+        let target = sqlx::query(&format!(
+            "SELECT {} FROM users WHERE id = $1",
+            rows::USER_COLS
+        ))
+        .bind(user.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(rows::user)
+        .transpose()?
+        .ok_or(StoreError::NotFound("user"))?;
         scope_exists(&mut tx, scope).await?;
         let ev = grant(&mut tx, scope, user, role, actor).await?;
         let stored = insert_events(&mut tx, self.backend, std::slice::from_ref(&ev)).await?;
         tx.commit().await?;
         let id = serde_json::from_str::<Value>(&stored[0].content)
             .ok()
-            .and_then(|c| c["membershipPublicId"].as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .and_then(|c| {
+                c["membershipPublicId"]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+            })
             .ok_or(StoreError::Corrupt("membership event".into()))?;
         Ok(Member {
             id,
@@ -533,7 +547,8 @@ impl Store {
              m.role AS role, m.created_us AS created_us FROM memberships m \
              JOIN users u ON u.id = m.user_id WHERE m.scope_kind = '{kind}' AND m.scope_id = $1"
         );
-        self.page(&select, id.to_string(), "m.id", page, member).await
+        self.page(&select, id.to_string(), "m.id", page, member)
+            .await
     }
 }
 
@@ -541,7 +556,9 @@ fn scope_parts(scope: Scope) -> Result<(&'static str, Uuid, &'static str), Store
     match scope {
         Scope::Group(g) => Ok(("group", g, "group")),
         Scope::Org(o) => Ok(("org", o, "org")),
-        Scope::User => Err(StoreError::Invalid("memberships belong to a group or an org".into())),
+        Scope::User => Err(StoreError::Invalid(
+            "memberships belong to a group or an org".into(),
+        )),
     }
 }
 
@@ -617,7 +634,11 @@ async fn scope_exists(conn: &mut AnyConnection, scope: Scope) -> Result<(), Stor
 /// the single write connection already serializes writers), so that a
 /// read-modify-write of the row cannot lose a concurrent change.
 async fn org_in(conn: &mut AnyConnection, backend: Backend, id: Uuid) -> Result<Org, StoreError> {
-    let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     let sql = format!("SELECT {} FROM orgs WHERE id = $1{lock}", rows::ORG_COLS);
     sqlx::query(&sql)
         .bind(id.to_string())
@@ -636,8 +657,20 @@ fn slug(name: &str, id: Uuid) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    s = s
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
     s.truncate(48);
     let tail = id.simple().to_string();
-    format!("{}-{}", if s.is_empty() { "org" } else { s.trim_end_matches('-') }, &tail[tail.len() - 6..])
+    format!(
+        "{}-{}",
+        if s.is_empty() {
+            "org"
+        } else {
+            s.trim_end_matches('-')
+        },
+        &tail[tail.len() - 6..]
+    )
 }

@@ -31,7 +31,8 @@ impl TestDb {
         sqlx::any::install_default_drivers();
         match backend {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("auditlake-test-{}", uuid::Uuid::new_v4()));
+                let dir =
+                    std::env::temp_dir().join(format!("auditlake-test-{}", uuid::Uuid::new_v4()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 let url = format!("sqlite://{}/audit.db", dir.display());
                 TestDb {

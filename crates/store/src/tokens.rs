@@ -153,14 +153,12 @@ impl Store {
             return Ok(None);
         }
         let wanted = hash(secret);
-        let sql = format!(
-            "SELECT t.hash AS hash, t.id AS id, t.user_id AS user_id, t.name AS name, \
+        let sql = "SELECT t.hash AS hash, t.id AS id, t.user_id AS user_id, t.name AS name, \
              t.prefix AS prefix, t.created_us AS created_us, t.expires_us AS expires_us, \
              t.revoked_us AS revoked_us, u.email AS email, u.name AS user_name, \
              u.created_us AS user_created_us \
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1"
-        );
-        let Some(row) = sqlx::query(&sql)
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
+        let Some(row) = sqlx::query(sql)
             .bind(wanted.clone())
             .fetch_optional(&self.read)
             .await?

@@ -1,0 +1,167 @@
+//! Group commit for appends that stand alone (`api.access`, ingest).
+//!
+//! # Design
+//!
+//! Every request that only appends events (no other state change) sends a
+//! [`Job`] to one writer task per process. The task takes whatever jobs are
+//! queued (up to [`MAX_GROUP_EVENTS`] events), runs them one after another
+//! in a single transaction and commits once, then answers each job. Under
+//! load this turns thousands of small commits (each one a WAL flush on
+//! PostgreSQL, each one a turn of the single SQLite writer) into a few large
+//! ones, without making any caller wait longer than one commit.
+//!
+//! # Invariants
+//!
+//! - A job's answer is sent only after the commit that holds its events, so
+//!   an acknowledged event is durable.
+//! - A job fails for its own reasons (conflict, unknown tenant) only before
+//!   it writes anything, so a failed job leaves nothing behind in the shared
+//!   transaction and the others commit.
+//! - A database error aborts the group; each job of it is then retried alone
+//!   in its own transaction, so one bad job cannot fail its neighbours and
+//!   every job gets its own true answer.
+//! - Ordering and scope rules are those of [`crate::append`]: the jobs run
+//!   through the same `insert_events`.
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use auditlake_core::{AuditEvent, NewEvent};
+
+use crate::append::{ingest_in, insert_events, IngestItem, IngestOutcome};
+use crate::{Backend, StoreError};
+
+/// Most events one group commit takes before it commits.
+pub const MAX_GROUP_EVENTS: usize = 5_000;
+
+/// Jobs waiting for the writer, at most.
+const QUEUE: usize = 4_096;
+
+/// One unit of work for the writer.
+pub(crate) enum Job {
+    /// Append events.
+    Append {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<AuditEvent>, StoreError>>,
+    },
+    /// Ingest a batch for a tenant, all or none.
+    Ingest {
+        scope_id: Uuid,
+        items: Vec<IngestItem>,
+        reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+    },
+}
+
+impl Job {
+    fn len(&self) -> usize {
+        match self {
+            Job::Append { events, .. } => events.len(),
+            Job::Ingest { items, .. } => items.len(),
+        }
+    }
+}
+
+enum Done {
+    Append(Result<Vec<AuditEvent>, StoreError>),
+    Ingest(Result<Vec<IngestOutcome>, StoreError>),
+}
+
+impl Done {
+    fn is_db_error(&self) -> bool {
+        matches!(
+            self,
+            Done::Append(Err(StoreError::Database(_))) | Done::Ingest(Err(StoreError::Database(_)))
+        )
+    }
+}
+
+/// Starts the writer task; it ends when every sender is dropped.
+pub(crate) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, backend, rx));
+    tx
+}
+
+async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut size = first.len();
+        let mut jobs = vec![first];
+        while size < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    size += job.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("auditlake_group_commit_events").record(size as f64);
+        match commit_group(&pool, backend, &jobs).await {
+            Ok(done) => answer(jobs, done),
+            Err(e) => {
+                if jobs.len() > 1 {
+                    tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; retrying its jobs one by one");
+                }
+                for job in jobs {
+                    let done = match commit_group(&pool, backend, std::slice::from_ref(&job)).await
+                    {
+                        Ok(mut d) => d.pop().expect("one result per job"),
+                        Err(e) => match &job {
+                            Job::Append { .. } => Done::Append(Err(e)),
+                            Job::Ingest { .. } => Done::Ingest(Err(e)),
+                        },
+                    };
+                    answer(vec![job], vec![done]);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction. `Err` means the transaction failed as a
+/// whole (nothing committed); job-level failures come back inside `Ok`.
+async fn commit_group(
+    pool: &AnyPool,
+    backend: Backend,
+    jobs: &[Job],
+) -> Result<Vec<Done>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut done = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let d = match job {
+            Job::Append { events, .. } => {
+                Done::Append(insert_events(&mut tx, backend, events).await)
+            }
+            Job::Ingest {
+                scope_id, items, ..
+            } => Done::Ingest(ingest_in(&mut tx, backend, *scope_id, items).await),
+        };
+        if d.is_db_error() {
+            let _ = tx.rollback().await;
+            return Err(match d {
+                Done::Append(Err(e)) | Done::Ingest(Err(e)) => e,
+                _ => unreachable!("checked above"),
+            });
+        }
+        done.push(d);
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+fn answer(jobs: Vec<Job>, done: Vec<Done>) {
+    for (job, d) in jobs.into_iter().zip(done) {
+        // A caller that went away (client disconnected) no longer listens;
+        // its events are committed all the same.
+        match (job, d) {
+            (Job::Append { reply, .. }, Done::Append(r)) => {
+                let _ = reply.send(r);
+            }
+            (Job::Ingest { reply, .. }, Done::Ingest(r)) => {
+                let _ = reply.send(r);
+            }
+            _ => unreachable!("results follow their jobs"),
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Ingest: batches stored all or none, idempotency IDs per tenant.
+
+use auditlake_core::Org;
+use auditlake_store::{store_test, IngestItem, IngestOutcome};
+
+use super::*;
+
+fn item(idem: &str, hash: &str, org: Uuid, created_us: i64) -> IngestItem {
+    let mut event = event_at("project.scan.run", Scope::Org(org), created_us);
+    event.project_id = Some(format!("p-{idem}"));
+    event.content = format!(r#"{{"idem":"{idem}","hash":"{hash}"}}"#);
+    IngestItem {
+        idempotency_id: idem.to_owned(),
+        request_hash: hash.to_owned(),
+        event,
+    }
+}
+
+async fn setup(store: &Store) -> (User, Org) {
+    let u = new_user(store, "i@example.com").await;
+    let o = store.create_org("O", None, &actor(&u)).await.unwrap();
+    (u, o)
+}
+
+fn created(out: &IngestOutcome) -> &AuditEvent {
+    match out {
+        IngestOutcome::Created(e) => e,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+fn replayed(out: &IngestOutcome) -> &AuditEvent {
+    match out {
+        IngestOutcome::Replayed(e) => e,
+        other => panic!("expected Replayed, got {other:?}"),
+    }
+}
+
+store_test!(a_batch_is_stored_in_order, |store| async move {
+    let (_, o) = setup(&store).await;
+    let head = store.head().await.unwrap();
+    let items = vec![
+        item("a", "h1", o.id, T0 + 3),
+        item("b", "h2", o.id, T0 + 1),
+        item("c", "h3", o.id, T0 + 2),
+    ];
+    let out = store.ingest(o.id, items.clone()).await.unwrap();
+    assert_eq!(out.len(), 3);
+    for (i, (o_, it)) in out.iter().zip(&items).enumerate() {
+        let e = created(o_);
+        assert_eq!(e.seq, head + 1 + i as i64);
+        assert_eq!(e.id, it.event.id);
+        assert_eq!(e.created_us, it.event.created_us);
+        assert_eq!(e.content, it.event.content);
+        assert_eq!(e.org_id, Some(o.id));
+    }
+    let log = log_after(&store, head).await;
+    assert_eq!(
+        log,
+        out.iter().map(|o| o.event().clone()).collect::<Vec<_>>()
+    );
+});
+
+store_test!(a_failing_batch_stores_nothing, |store| async move {
+    let (_, o) = setup(&store).await;
+    let head = store.head().await.unwrap();
+    // The last event names an org that does not exist.
+    let items = vec![
+        item("a", "h", o.id, T0),
+        item("b", "h", o.id, T0),
+        item("c", "h", Uuid::now_v7(), T0),
+    ];
+    assert_not_found(store.ingest(o.id, items).await);
+    assert_eq!(
+        store.head().await.unwrap(),
+        head,
+        "no event of the batch is stored"
+    );
+    // Nor its idempotency IDs: the same IDs with other hashes are new.
+    let out = store
+        .ingest(
+            o.id,
+            vec![item("a", "other", o.id, T0), item("b", "other", o.id, T0)],
+        )
+        .await
+        .unwrap();
+    assert!(out.iter().all(|o| matches!(o, IngestOutcome::Created(_))));
+    assert_eq!(store.head().await.unwrap(), head + 2);
+});
+
+store_test!(a_repeat_replays_the_original_event, |store| async move {
+    let (_, o) = setup(&store).await;
+    let first = store
+        .ingest(o.id, vec![item("a", "h", o.id, T0)])
+        .await
+        .unwrap();
+    let original = created(&first[0]).clone();
+    let head = store.head().await.unwrap();
+
+    // The retry is a new NewEvent (new ID, new time), same idempotency ID and
+    // hash: the stored original comes back and nothing is written.
+    let retry = item("a", "h", o.id, T0 + 999);
+    assert_ne!(retry.event.id, original.id);
+    let again = store.ingest(o.id, vec![retry]).await.unwrap();
+    assert_eq!(replayed(&again[0]), &original);
+    assert_eq!(store.head().await.unwrap(), head, "no new row");
+
+    // Mixed batch: replays and new items, in the caller's order.
+    let mixed = store
+        .ingest(
+            o.id,
+            vec![
+                item("b", "h", o.id, T0),
+                item("a", "h", o.id, T0),
+                item("c", "h", o.id, T0),
+            ],
+        )
+        .await
+        .unwrap();
+    let b = created(&mixed[0]);
+    assert_eq!(replayed(&mixed[1]), &original);
+    let c = created(&mixed[2]);
+    assert_eq!((b.seq, c.seq), (head + 1, head + 2));
+    assert_eq!(store.head().await.unwrap(), head + 2);
+    assert_eq!(
+        log_after(&store, original.seq).await,
+        vec![b.clone(), c.clone()]
+    );
+});
+
+store_test!(
+    a_reused_id_with_another_hash_is_a_conflict,
+    |store| async move {
+        let (_, o) = setup(&store).await;
+        store
+            .ingest(o.id, vec![item("a", "h", o.id, T0)])
+            .await
+            .unwrap();
+        let head = store.head().await.unwrap();
+
+        assert_conflict(
+            store
+                .ingest(o.id, vec![item("a", "different", o.id, T0)])
+                .await,
+        );
+        // A conflict anywhere in the batch refuses all of it.
+        assert_conflict(
+            store
+                .ingest(
+                    o.id,
+                    vec![
+                        item("fresh", "h", o.id, T0),
+                        item("a", "different", o.id, T0),
+                    ],
+                )
+                .await,
+        );
+        assert_eq!(
+            store.head().await.unwrap(),
+            head,
+            "nothing of the batch is stored"
+        );
+        // `fresh` was not recorded: it is still free to use with any hash.
+        let out = store
+            .ingest(o.id, vec![item("fresh", "x", o.id, T0)])
+            .await
+            .unwrap();
+        assert_eq!(created(&out[0]).seq, head + 1);
+    }
+);
+
+store_test!(idempotency_ids_are_per_tenant, |store| async move {
+    let (u, o) = setup(&store).await;
+    let o2 = store.create_org("O2", None, &actor(&u)).await.unwrap();
+    let a = store
+        .ingest(o.id, vec![item("same", "h", o.id, T0)])
+        .await
+        .unwrap();
+    let b = store
+        .ingest(o2.id, vec![item("same", "h", o2.id, T0)])
+        .await
+        .unwrap();
+    assert_ne!(created(&a[0]).id, created(&b[0]).id);
+    assert_eq!(created(&b[0]).org_id, Some(o2.id));
+});
+
+store_test!(ingest_for_an_unknown_org_is_not_found, |store| async move {
+    let (_, o) = setup(&store).await;
+    let head = store.head().await.unwrap();
+    let ghost = Uuid::now_v7();
+    assert_not_found(store.ingest(ghost, vec![item("a", "h", ghost, T0)]).await);
+    assert_eq!(store.head().await.unwrap(), head);
+    // The ID was not recorded for the ghost tenant either.
+    assert_not_found(
+        store
+            .ingest(ghost, vec![item("a", "other", ghost, T0)])
+            .await,
+    );
+    // The real org is unaffected.
+    store
+        .ingest(o.id, vec![item("a", "h", o.id, T0)])
+        .await
+        .unwrap();
+    assert_eq!(store.head().await.unwrap(), head + 1);
+});
+
+store_test!(
+    an_id_twice_in_one_batch_is_refused_cleanly,
+    |store| async move {
+        let (_, o) = setup(&store).await;
+        let head = store.head().await.unwrap();
+        let res = store
+            .ingest(
+                o.id,
+                vec![item("dup", "h", o.id, T0), item("dup", "h", o.id, T0)],
+            )
+            .await;
+        let e = err(res);
+        assert!(
+            matches!(e, StoreError::Invalid(_) | StoreError::Conflict(_)),
+            "a client error, not a database failure: {e:?}"
+        );
+        assert_eq!(store.head().await.unwrap(), head);
+        let out = store
+            .ingest(o.id, vec![item("dup", "h", o.id, T0)])
+            .await
+            .unwrap();
+        created(&out[0]);
+    }
+);
+
+store_test!(concurrent_retries_store_one_event, |store| async move {
+    // A client retrying the same request in parallel: exactly one attempt
+    // stores the event, every other one replays it.
+    let (_, o) = setup(&store).await;
+    // Several rounds, each a new request retried by many tasks at once.
+    for round in 0..4 {
+        let head = store.head().await.unwrap();
+        let go = std::sync::Arc::new(tokio::sync::Barrier::new(12));
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (store, go) = (store.clone(), go.clone());
+                let batch = vec![
+                    item(&format!("retry-{round}"), "h", o.id, T0),
+                    item(&format!("other-{round}"), "h", o.id, T0),
+                ];
+                tokio::spawn(async move {
+                    go.wait().await;
+                    store.ingest(o.id, batch).await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap().expect("a retry never fails"));
+        }
+        let fresh: Vec<_> = outcomes
+            .iter()
+            .filter(|o| matches!(o[0], IngestOutcome::Created(_)))
+            .collect();
+        assert_eq!(fresh.len(), 1, "round {round}: one attempt stores");
+        let first: Vec<AuditEvent> = fresh[0].iter().map(|o| o.event().clone()).collect();
+        for o in &outcomes {
+            let got: Vec<AuditEvent> = o.iter().map(|x| x.event().clone()).collect();
+            assert_eq!(
+                got, first,
+                "round {round}: every attempt sees the same events"
+            );
+        }
+        assert_eq!(store.head().await.unwrap(), head + 2, "round {round}");
+    }
+});
+
+// Jobs submitted together are committed together by the group-commit
+// writer; a job that fails for its own reasons must not take the others
+// down with it, and each job must get its own answer.
+store_test!(
+    failing_jobs_do_not_fail_their_neighbours_in_a_group_commit,
+    |store| async move {
+        let (_, o) = setup(&store).await;
+        store
+            .ingest(o.id, vec![item("taken", "h-original", o.id, T0)])
+            .await
+            .unwrap();
+        let head = store.head().await.unwrap();
+        let mut tasks = Vec::new();
+        for n in 0..60u32 {
+            let store = store.clone();
+            let org = o.id;
+            tasks.push(tokio::spawn(async move {
+                let res = match n % 3 {
+                    // Clashes with the stored "taken".
+                    0 => {
+                        store
+                            .ingest(org, vec![item("taken", &format!("h{n}"), org, T0)])
+                            .await
+                    }
+                    // An org that does not exist.
+                    1 => {
+                        let ghost = Uuid::now_v7();
+                        store
+                            .ingest(ghost, vec![item(&format!("g{n}"), "h", ghost, T0)])
+                            .await
+                    }
+                    _ => {
+                        store
+                            .ingest(org, vec![item(&format!("ok{n}"), "h", org, T0)])
+                            .await
+                    }
+                };
+                (n, res)
+            }));
+        }
+        let mut stored = 0;
+        for t in tasks {
+            let (n, res) = t.await.unwrap();
+            match n % 3 {
+                0 => assert!(matches!(res, Err(StoreError::Conflict(_))), "{n}: {res:?}"),
+                1 => assert!(matches!(res, Err(StoreError::NotFound(_))), "{n}: {res:?}"),
+                _ => {
+                    let out = res.unwrap_or_else(|e| panic!("{n}: {e}"));
+                    assert_eq!(
+                        created(&out[0]).content,
+                        format!(r#"{{"idem":"ok{n}","hash":"h"}}"#)
+                    );
+                    stored += 1;
+                }
+            }
+        }
+        let log = log_after(&store, head).await;
+        assert_eq!(log.len(), stored);
+        assert_eq!(
+            log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (head + 1..=head + stored as i64).collect::<Vec<_>>()
+        );
+    }
+);

@@ -1,0 +1,228 @@
+//! Personal API tokens: creation, authentication, revocation, expiry, and
+//! the secret never reaching the database.
+
+use auditlake_core::time_fmt;
+use auditlake_store::store_test;
+use serde_json::json;
+use sqlx::{Connection, Row};
+
+use super::*;
+
+store_test!(created_token_authenticates_its_user, |store| async move {
+    let u = new_user(&store, "t@example.com").await;
+    let start = store.head().await.unwrap();
+
+    let new = store
+        .create_token(u.id, "ci", None, &actor(&u))
+        .await
+        .unwrap();
+    assert!(new.secret.starts_with("alk_"), "{}", new.secret);
+    assert!(
+        new.secret.len() >= 40,
+        "a long random secret: {}",
+        new.secret
+    );
+    assert!(new.secret.starts_with(&new.token.prefix));
+    assert!(new.token.prefix.len() < new.secret.len());
+    assert_eq!(new.token.user_id, u.id);
+    assert_eq!(new.token.name, "ci");
+    assert_eq!((new.token.expires_us, new.token.revoked_us), (None, None));
+    assert_eq!(
+        store.token(u.id, new.token.id).await.unwrap(),
+        Some(new.token.clone())
+    );
+
+    let evs = log_after(&store, start).await;
+    assert_eq!(names(&evs), ["user.token.create"]);
+    assert_eq!(evs[0].user_id, Some(u.id));
+    assert_eq!(
+        content(&evs[0]),
+        json!({"tokenPublicId": new.token.id, "name": "ci", "userPublicId": u.id})
+    );
+
+    let (who, token) = store
+        .authenticate(&new.secret)
+        .await
+        .unwrap()
+        .expect("valid");
+    assert_eq!(who, u);
+    assert_eq!(token, new.token);
+
+    // Two tokens never share a secret.
+    let other = store
+        .create_token(u.id, "ci", None, &actor(&u))
+        .await
+        .unwrap();
+    assert_ne!(other.secret, new.secret);
+    assert_eq!(
+        store.authenticate(&other.secret).await.unwrap().unwrap().1,
+        other.token
+    );
+});
+
+store_test!(wrong_secrets_authenticate_nobody, |store| async move {
+    let u = new_user(&store, "t@example.com").await;
+    let new = store
+        .create_token(u.id, "ci", None, &actor(&u))
+        .await
+        .unwrap();
+    let s = &new.secret;
+
+    let mut flipped = s.clone();
+    let last = flipped.pop().unwrap();
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+    let without_prefix = s.trim_start_matches("alk_").to_owned();
+    let padded = format!("{s} ");
+    let too_long = format!("{s}{}", "x".repeat(200));
+    for bad in [
+        flipped.as_str(),
+        &s[..s.len() - 1],
+        new.token.prefix.as_str(),
+        without_prefix.as_str(),
+        padded.as_str(),
+        too_long.as_str(),
+        "",
+        "alk_",
+        "alk_' OR '1'='1",
+    ] {
+        assert_eq!(store.authenticate(bad).await.unwrap(), None, "{bad:?}");
+    }
+    assert!(store.authenticate(s).await.unwrap().is_some());
+});
+
+store_test!(revoked_tokens_stop_working, |store| async move {
+    let u = new_user(&store, "t@example.com").await;
+    let keep = store
+        .create_token(u.id, "keep", None, &actor(&u))
+        .await
+        .unwrap();
+    let gone = store
+        .create_token(u.id, "gone", None, &actor(&u))
+        .await
+        .unwrap();
+    let start = store.head().await.unwrap();
+
+    let revoked = store
+        .revoke_token(u.id, gone.token.id, &actor(&u))
+        .await
+        .unwrap();
+    assert!(revoked.revoked_us.is_some());
+    assert_eq!(
+        store.token(u.id, gone.token.id).await.unwrap(),
+        Some(revoked.clone())
+    );
+    assert_eq!(store.authenticate(&gone.secret).await.unwrap(), None);
+    assert!(
+        store.authenticate(&keep.secret).await.unwrap().is_some(),
+        "others unaffected"
+    );
+
+    let evs = log_after(&store, start).await;
+    assert_eq!(names(&evs), ["user.token.revoke"]);
+    assert_eq!(
+        content(&evs[0]),
+        json!({"tokenPublicId": gone.token.id, "userPublicId": u.id})
+    );
+
+    // Revoking again changes nothing and writes nothing.
+    let head = store.head().await.unwrap();
+    let again = store
+        .revoke_token(u.id, gone.token.id, &actor(&u))
+        .await
+        .unwrap();
+    assert_eq!(again, revoked);
+    assert_eq!(store.head().await.unwrap(), head);
+});
+
+store_test!(
+    revoking_someone_elses_or_unknown_token_is_not_found,
+    |store| async move {
+        let u = new_user(&store, "t@example.com").await;
+        let mallory = new_user(&store, "m@example.com").await;
+        let new = store
+            .create_token(u.id, "mine", None, &actor(&u))
+            .await
+            .unwrap();
+        let head = store.head().await.unwrap();
+
+        assert_not_found(
+            store
+                .revoke_token(mallory.id, new.token.id, &actor(&mallory))
+                .await,
+        );
+        assert_not_found(store.revoke_token(u.id, Uuid::now_v7(), &actor(&u)).await);
+        assert_eq!(store.token(mallory.id, new.token.id).await.unwrap(), None);
+
+        assert_eq!(store.head().await.unwrap(), head);
+        assert!(store.authenticate(&new.secret).await.unwrap().is_some());
+    }
+);
+
+store_test!(expired_tokens_stop_working, |store| async move {
+    let u = new_user(&store, "t@example.com").await;
+    let now = time_fmt::now_micros();
+    let expired = store
+        .create_token(u.id, "old", Some(now - 1), &actor(&u))
+        .await
+        .unwrap();
+    let valid = store
+        .create_token(u.id, "new", Some(now + 3_600_000_000), &actor(&u))
+        .await
+        .unwrap();
+    assert_eq!(expired.token.expires_us, Some(now - 1));
+    assert_eq!(store.authenticate(&expired.secret).await.unwrap(), None);
+    let (_, t) = store
+        .authenticate(&valid.secret)
+        .await
+        .unwrap()
+        .expect("not yet expired");
+    assert_eq!(t.expires_us, Some(now + 3_600_000_000));
+});
+
+db_test!(the_database_never_holds_a_secret, |url, store| async move {
+    let u = new_user(&store, "t@example.com").await;
+    let kept = store
+        .create_token(u.id, "kept", None, &actor(&u))
+        .await
+        .unwrap();
+    let revoked = store
+        .create_token(u.id, "revoked", None, &actor(&u))
+        .await
+        .unwrap();
+    store
+        .revoke_token(u.id, revoked.token.id, &actor(&u))
+        .await
+        .unwrap();
+
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let mut texts = Vec::new();
+    for row in sqlx::query("SELECT id, user_id, name, prefix, hash FROM tokens")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    {
+        for col in 0..5 {
+            texts.push(row.try_get::<String, _>(col).unwrap());
+        }
+    }
+    assert_eq!(texts.len(), 10, "two tokens stored");
+    for row in sqlx::query("SELECT content FROM audit_events")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    {
+        texts.push(row.try_get::<String, _>(0).unwrap());
+    }
+    conn.close().await.unwrap();
+
+    for secret in [&kept.secret, &revoked.secret] {
+        // The part of the secret that is not the displayed prefix.
+        let hidden = &secret[kept.token.prefix.len()..];
+        for t in &texts {
+            assert!(!t.contains(secret.as_str()), "secret stored in clear: {t}");
+            assert!(!t.contains(hidden), "secret tail stored in clear: {t}");
+        }
+    }
+    // Yet the stored form still authenticates.
+    assert!(store.authenticate(&kept.secret).await.unwrap().is_some());
+});
