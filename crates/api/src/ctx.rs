@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -43,9 +43,14 @@ impl RequestCtx {
         self.with(|i| i.user_id = Some(user));
     }
 
-    /// Records the tenant the caller was authorized for.
+    /// Records the tenant the caller was authorized for. The first one
+    /// wins: handlers resolve the tenant their path names before any other
+    /// they check (the org of `POST /groups/{id}/orgs`, say), and the
+    /// request belongs to the path's tenant.
     pub fn set_scope(&self, scope: Scope) {
-        self.with(|i| i.scope = Some(scope));
+        self.with(|i| {
+            i.scope.get_or_insert(scope);
+        });
     }
 
     /// Records the version served.
@@ -73,7 +78,11 @@ impl Origin {
             .headers()
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(auditlake_core::validate::MAX_USER_AGENT_LEN).collect());
+            .map(|s| {
+                s.chars()
+                    .take(auditlake_core::validate::MAX_USER_AGENT_LEN)
+                    .collect()
+            });
         Self { ip, user_agent }
     }
 }
@@ -95,7 +104,7 @@ pub async fn rest(State(state): State<AppState>, mut req: Request, next: Next) -
     req.extensions_mut().insert(requested);
     let origin = Origin::of(&req);
     req.extensions_mut().insert(origin.clone());
-    let (method, url) = (req.method().to_string(), req.uri().to_string());
+    let (method, url) = (req.method().to_string(), original_url(&req));
     let mut res = next.run(req).await;
     let served = ctx.with(|i| i.served);
     set_headers(res.headers_mut(), request_id, Some(requested), served);
@@ -109,7 +118,7 @@ pub async fn v1(State(state): State<AppState>, mut req: Request, next: Next) -> 
     req.extensions_mut().insert(ctx.clone());
     let origin = Origin::of(&req);
     req.extensions_mut().insert(origin.clone());
-    let (method, url) = (req.method().to_string(), req.uri().to_string());
+    let (method, url) = (req.method().to_string(), original_url(&req));
     let mut res = next.run(req).await;
     if let Some(err) = res.extensions_mut().remove::<ApiError>() {
         res = V1Error(err).into_response();
@@ -118,13 +127,25 @@ pub async fn v1(State(state): State<AppState>, mut req: Request, next: Next) -> 
     res
 }
 
+/// The URL as the client sent it: the routers these middlewares wrap are
+/// nested, so `req.uri()` has lost its `/rest` or `/v1` prefix.
+fn original_url(req: &Request) -> String {
+    req.extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.0.to_string())
+        .unwrap_or_else(|| req.uri().to_string())
+}
+
 fn requested_version(query: Option<&str>) -> Result<Version, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|_| ApiError::invalid_param("version", "the query string is not valid"))?;
     let mut found = pairs.iter().filter(|(k, _)| k == "version");
     match (found.next(), found.next()) {
         (Some((_, v)), None) => Version::parse(v),
-        (Some(_), Some(_)) => Err(ApiError::invalid_param("version", "version is given more than once")),
+        (Some(_), Some(_)) => Err(ApiError::invalid_param(
+            "version",
+            "version is given more than once",
+        )),
         (None, _) => Err(ApiError::invalid_param(
             "version",
             "the version query parameter is required, e.g. ?version=2024-10-15",
@@ -132,7 +153,12 @@ fn requested_version(query: Option<&str>) -> Result<Version, ApiError> {
     }
 }
 
-fn set_headers(h: &mut HeaderMap, request_id: Uuid, requested: Option<Version>, served: Option<Version>) {
+fn set_headers(
+    h: &mut HeaderMap,
+    request_id: Uuid,
+    requested: Option<Version>,
+    served: Option<Version>,
+) {
     let val = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("invalid"));
     h.insert("snyk-request-id", val(request_id.to_string()));
     if let Some(r) = requested {
@@ -140,7 +166,10 @@ fn set_headers(h: &mut HeaderMap, request_id: Uuid, requested: Option<Version>, 
     }
     if let Some(s) = served {
         h.insert("snyk-version-served", val(s.to_string()));
-        h.insert("snyk-version-lifecycle-stage", HeaderValue::from_static(s.stability.stage()));
+        h.insert(
+            "snyk-version-lifecycle-stage",
+            HeaderValue::from_static(s.stability.stage()),
+        );
     }
 }
 

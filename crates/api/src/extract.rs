@@ -31,10 +31,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get("authorization")
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization header; send `Authorization: token <API token>`"))?;
+        let header = parts.headers.get("authorization").ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing Authorization header; send `Authorization: token <API token>`",
+            )
+        })?;
         let header = header
             .to_str()
             .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
@@ -53,9 +54,17 @@ impl FromRequestParts<AppState> for Caller {
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is invalid, expired or revoked"))?;
         let access = state.store.access(user.id).await?;
-        let ctx = parts.extensions.get::<RequestCtx>().cloned().unwrap_or_default();
+        let ctx = parts
+            .extensions
+            .get::<RequestCtx>()
+            .cloned()
+            .unwrap_or_default();
         ctx.set_user(user.id);
-        let origin = parts.extensions.get::<Origin>().cloned().unwrap_or_default();
+        let origin = parts
+            .extensions
+            .get::<Origin>()
+            .cloned()
+            .unwrap_or_default();
         Ok(Caller {
             user,
             access,
@@ -144,14 +153,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Requested {
             .extensions
             .get::<Version>()
             .ok_or_else(|| ApiError::internal("version middleware missing"))?;
-        let ctx = parts.extensions.get::<RequestCtx>().cloned().unwrap_or_default();
+        let ctx = parts
+            .extensions
+            .get::<RequestCtx>()
+            .cloned()
+            .unwrap_or_default();
         Ok(Requested { version, ctx })
     }
 }
 
 /// A path parameter that must be a UUID.
 pub fn uuid_param(name: &str, raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::invalid_param(name, format!("{name} must be a UUID, got {raw:?}")))
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::invalid_param(name, format!("{name} must be a UUID, got {raw:?}")))
 }
 
 /// Path parameters as strings, with rejections in the API's error format.
@@ -189,8 +203,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let pairs = serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
-            .map_err(|_| ApiError::invalid_param("query", "the query string is not valid UTF-8 form encoding"))?;
+        let pairs = serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).map_err(|_| {
+            ApiError::invalid_param("query", "the query string is not valid UTF-8 form encoding")
+        })?;
         Ok(QueryParams(pairs))
     }
 }
@@ -202,7 +217,10 @@ impl QueryParams {
             if !allowed.contains(&k.as_str()) {
                 return Err(ApiError::invalid_param(
                     k.clone(),
-                    format!("unknown query parameter {k:?}; allowed: {}", allowed.join(", ")),
+                    format!(
+                        "unknown query parameter {k:?}; allowed: {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
@@ -215,7 +233,10 @@ impl QueryParams {
         match (it.next(), it.next()) {
             (Some((_, v)), None) => Ok(Some(v.as_str())),
             (None, _) => Ok(None),
-            _ => Err(ApiError::invalid_param(key, format!("{key} is given more than once"))),
+            _ => Err(ApiError::invalid_param(
+                key,
+                format!("{key} is given more than once"),
+            )),
         }
     }
 
@@ -242,8 +263,9 @@ impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Bod
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let want = if V1 { "application/json" } else { JSONAPI };
-        // API v1 clients often POST without a body when they set no filter.
-        if V1 && req.headers().get("content-length").is_some_and(|v| v == "0") {
+        // API v1 clients often POST without a body when they set no filter:
+        // `Content-Length: 0`, or no length and no chunked body at all.
+        if V1 && axum::body::HttpBody::size_hint(req.body()).exact() == Some(0) {
             return parse_json(b"{}").map(Body);
         }
         let ct = req
@@ -260,7 +282,10 @@ impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Bod
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == 413 {
-                ApiError::too_large(format!("the body is larger than this endpoint accepts ({})", e.body_text()))
+                ApiError::too_large(format!(
+                    "the body is larger than this endpoint accepts ({})",
+                    e.body_text()
+                ))
             } else {
                 ApiError::invalid_body("", format!("could not read the body: {}", e.body_text()))
             }
@@ -272,6 +297,10 @@ impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Bod
 /// Deserializes an already parsed JSON value, with the failing field's
 /// pointer in the error.
 pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
+    // Objects only: serde would fill a struct from an array, by position.
+    if !v.is_object() {
+        return Err(ApiError::invalid_body("", "expected a JSON object"));
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let pointer = pointer_of(e.path());
         ApiError::invalid_body(pointer, e.into_inner().to_string())
@@ -284,7 +313,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::invalid_body("", "the body is not valid UTF-8"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let pointer = pointer_of(e.path());
         let inner = e.into_inner();
         let msg = if inner.is_syntax() || inner.is_eof() {
@@ -293,7 +322,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             inner.to_string()
         };
         ApiError::invalid_body(pointer, msg)
-    })
+    })?;
+    // Only whitespace may follow the document (as `serde_json::from_slice`
+    // checks); without this, `{..} garbage` would be accepted.
+    de.end()
+        .map_err(|e| ApiError::invalid_body("", format!("the body is not valid JSON: {e}")))?;
+    // Every body is an object. serde would also fill a struct from an
+    // array, by position: `[]` would pass for an empty filter.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid_body("", "the body must be a JSON object"));
+    }
+    Ok(value)
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {

@@ -64,7 +64,12 @@ impl IntoResponse for Doc {
 }
 
 /// A resource object.
-pub fn resource(kind: &str, id: impl std::fmt::Display, attributes: Value, self_link: &str) -> Value {
+pub fn resource(
+    kind: &str,
+    id: impl std::fmt::Display,
+    attributes: Value,
+    self_link: &str,
+) -> Value {
     json!({ "type": kind, "id": id.to_string(), "attributes": attributes, "links": { "self": self_link } })
 }
 
@@ -78,13 +83,21 @@ fn decode_cursor(name: &str, s: &str) -> Result<Uuid, ApiError> {
         .decode(s)
         .ok()
         .and_then(|b| Uuid::from_slice(&b).ok())
-        .ok_or_else(|| ApiError::invalid_param(name, format!("{name} is not a cursor this API issued")))
+        .ok_or_else(|| {
+            ApiError::invalid_param(name, format!("{name} is not a cursor this API issued"))
+        })
 }
 
 /// Reads `starting_after`, `ending_before` and `limit`.
 pub fn page_of(q: &QueryParams) -> Result<Page, ApiError> {
-    let after = q.one("starting_after")?.map(|s| decode_cursor("starting_after", s)).transpose()?;
-    let before = q.one("ending_before")?.map(|s| decode_cursor("ending_before", s)).transpose()?;
+    let after = q
+        .one("starting_after")?
+        .map(|s| decode_cursor("starting_after", s))
+        .transpose()?;
+    let before = q
+        .one("ending_before")?
+        .map(|s| decode_cursor("ending_before", s))
+        .transpose()?;
     if after.is_some() && before.is_some() {
         return Err(ApiError::invalid_param(
             "ending_before",
@@ -97,9 +110,18 @@ pub fn page_of(q: &QueryParams) -> Result<Page, ApiError> {
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::invalid_param("limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?,
+            .ok_or_else(|| {
+                ApiError::invalid_param(
+                    "limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            })?,
     };
-    Ok(Page { after, before, limit })
+    Ok(Page {
+        after,
+        before,
+        limit,
+    })
 }
 
 /// Query parameters every list accepts.
@@ -115,12 +137,11 @@ pub fn list<T>(
     render: impl Fn(&T) -> Value,
 ) -> Doc {
     let data: Vec<Value> = page.items.iter().map(render).collect();
-    let keep: Vec<(String, String)> = q
-        .0
-        .iter()
-        .filter(|(k, _)| k != "starting_after" && k != "ending_before")
-        .cloned()
-        .collect();
+    let keep: Vec<(String, String)> =
+        q.0.iter()
+            .filter(|(k, _)| k != "starting_after" && k != "ending_before")
+            .cloned()
+            .collect();
     let url = |extra: Option<(&str, String)>| {
         let mut pairs = keep.clone();
         if let Some((k, v)) = extra {
@@ -136,16 +157,33 @@ pub fn list<T>(
     let backwards = asked.after.is_none() && asked.before.is_some();
     let mut links = serde_json::Map::new();
     let self_qs = serde_urlencoded::to_string(&q.0).unwrap_or_default();
-    links.insert("self".into(), json!(if self_qs.is_empty() { path.to_owned() } else { format!("{path}?{self_qs}") }));
+    links.insert(
+        "self".into(),
+        json!(if self_qs.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{self_qs}")
+        }),
+    );
     links.insert("first".into(), json!(url(None)));
     if let (Some(first), Some(last)) = (page.items.first(), page.items.last()) {
         let more_after = if backwards { true } else { page.has_more };
-        let more_before = if backwards { page.has_more } else { asked.after.is_some() };
+        let more_before = if backwards {
+            page.has_more
+        } else {
+            asked.after.is_some()
+        };
         if more_after {
-            links.insert("next".into(), json!(url(Some(("starting_after", encode_cursor(id_of(last)))))));
+            links.insert(
+                "next".into(),
+                json!(url(Some(("starting_after", encode_cursor(id_of(last)))))),
+            );
         }
         if more_before {
-            links.insert("prev".into(), json!(url(Some(("ending_before", encode_cursor(id_of(first)))))));
+            links.insert(
+                "prev".into(),
+                json!(url(Some(("ending_before", encode_cursor(id_of(first)))))),
+            );
         }
     }
     Doc::ok(json!({ "data": data, "links": links }))

@@ -75,7 +75,10 @@ pub fn app(state: AppState) -> Router {
     let rest = rest::router()
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), ctx::rest));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ctx::rest,
+        ));
     let v1 = Router::new()
         .route("/org/{orgId}/audit", post(v1::audit))
         .route("/group/{groupId}/audit", post(v1::audit))

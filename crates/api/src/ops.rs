@@ -30,7 +30,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": "database"})),
+            )
                 .into_response()
         }
     }
@@ -40,8 +43,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(h) => {
             let mut res = h.render().into_response();
-            res.headers_mut()
-                .insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+            res.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             res
         }
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),

@@ -55,8 +55,9 @@ pub(crate) async fn audit(
     let day = |name: &str, default: i64| -> Result<i64, ApiError> {
         match q.one(name)? {
             None => Ok(default),
-            Some(s) => time_fmt::parse_date(s)
-                .ok_or_else(|| ApiError::invalid_param(name, format!("{name} must be a date YYYY-MM-DD"))),
+            Some(s) => time_fmt::parse_date(s).ok_or_else(|| {
+                ApiError::invalid_param(name, format!("{name} must be a date YYYY-MM-DD"))
+            }),
         }
     };
     let from_us = day("from", today - 90 * 86_400_000_000)?;
@@ -76,13 +77,19 @@ pub(crate) async fn audit(
     let sort = match q.one("sortOrder")?.map(str::to_ascii_uppercase).as_deref() {
         None | Some("DESC") => SortOrder::Desc,
         Some("ASC") => SortOrder::Asc,
-        Some(_) => return Err(ApiError::invalid_param("sortOrder", "sortOrder must be ASC or DESC")),
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "sortOrder",
+                "sortOrder must be ASC or DESC",
+            ))
+        }
     };
     let f = body.filters;
     let ptr = |name: &str| format!("/filters/{name}");
     let user_id = match (&f.user_id, &f.email) {
         (Some(u), _) => Some(
-            Uuid::parse_str(u).map_err(|_| ApiError::invalid_body(ptr("userId"), "userId must be a UUID"))?,
+            Uuid::parse_str(u)
+                .map_err(|_| ApiError::invalid_body(ptr("userId"), "userId must be a UUID"))?,
         ),
         (None, Some(email)) => match state.store.user_by_email(email).await? {
             Some(u) => Some(u.id),
@@ -92,7 +99,10 @@ pub(crate) async fn audit(
         (None, None) => None,
     };
     if f.event.is_some() && f.exclude_event.is_some() {
-        return Err(ApiError::invalid_body(ptr("excludeEvent"), "use either event or excludeEvent, not both"));
+        return Err(ApiError::invalid_body(
+            ptr("excludeEvent"),
+            "use either event or excludeEvent, not both",
+        ));
     }
     let name = |n: &Option<String>, field: &str| -> Result<Vec<String>, ApiError> {
         n.as_deref()
@@ -109,8 +119,12 @@ pub(crate) async fn audit(
         .project_id
         .as_deref()
         .map(|s| {
-            auditlake_core::validate::identifier("projectId", s, auditlake_core::validate::MAX_PROJECT_ID_LEN)
-                .map_err(|e| ApiError::invalid_body(ptr("projectId"), e.message))
+            auditlake_core::validate::identifier(
+                "projectId",
+                s,
+                auditlake_core::validate::MAX_PROJECT_ID_LEN,
+            )
+            .map_err(|e| ApiError::invalid_body(ptr("projectId"), e.message))
         })
         .transpose()?;
     let res = state

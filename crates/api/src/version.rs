@@ -94,7 +94,13 @@ impl Version {
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.date;
-        write!(f, "{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())?;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )?;
         match self.stability {
             Stability::Ga => Ok(()),
             Stability::Beta => f.write_str("~beta"),
@@ -130,7 +136,15 @@ mod tests {
             Version::parse("2023-01-25~wip").unwrap().stability,
             Stability::Experimental
         );
-        for bad in ["", "2023-9-11", "2023-02-30", "2023-09-11~alpha", "latest", "2023-09-11~", "2023-09-11T00:00:00Z"] {
+        for bad in [
+            "",
+            "2023-9-11",
+            "2023-02-30",
+            "2023-09-11~alpha",
+            "latest",
+            "2023-09-11~",
+            "2023-09-11T00:00:00Z",
+        ] {
             let e = Version::parse(bad).unwrap_err();
             assert_eq!(e.status, 400, "{bad}");
         }
@@ -143,10 +157,21 @@ mod tests {
             Version::parse("2023-06-01~beta").unwrap(),
             Version::parse("2023-09-11").unwrap(),
         ];
-        let r = |s: &str| Version::parse(s).unwrap().resolve(&rel).map(|v| v.to_string());
+        let r = |s: &str| {
+            Version::parse(s)
+                .unwrap()
+                .resolve(&rel)
+                .map(|v| v.to_string())
+        };
         assert_eq!(r("2023-01-24~experimental"), None);
-        assert_eq!(r("2023-01-25~experimental").as_deref(), Some("2023-01-25~experimental"));
-        assert_eq!(r("2023-07-01~experimental").as_deref(), Some("2023-06-01~beta"));
+        assert_eq!(
+            r("2023-01-25~experimental").as_deref(),
+            Some("2023-01-25~experimental")
+        );
+        assert_eq!(
+            r("2023-07-01~experimental").as_deref(),
+            Some("2023-06-01~beta")
+        );
         assert_eq!(r("2023-07-01"), None);
         assert_eq!(r("2024-01-01").as_deref(), Some("2023-09-11"));
         assert_eq!(r("2024-01-01~experimental").as_deref(), Some("2023-09-11"));

@@ -223,7 +223,29 @@ macro_rules! both_backends {
     )*};
 }
 
+/// SIGTERM stops the server cleanly: it exits with success and the
+/// database opens again without recovery errors.
+async fn sigterm_shuts_down_gracefully(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    bootstrap(&db.url);
+    let (mut child, base) = serve(&db.url);
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "server exited with {exit}");
+    let store = Store::connect(&db.url).await.unwrap();
+    assert!(store.head().await.unwrap() > 0);
+    store.close().await;
+    db.cleanup().await;
+}
+
 both_backends!(
+    sigterm_shuts_down_gracefully,
     bootstrap_prints_ids_and_a_working_token,
     kill_9_during_ingest_loses_no_acknowledged_event
 );

@@ -20,13 +20,24 @@ use crate::AppState;
 
 /// The tenant named by the path, after the rights check: reading an org's
 /// log needs membership; a group's, group admin.
-async fn path_scope(state: &AppState, caller: &Caller, p: &PathParams, admin: bool) -> Result<Scope, ApiError> {
+async fn path_scope(
+    state: &AppState,
+    caller: &Caller,
+    p: &PathParams,
+    admin: bool,
+) -> Result<Scope, ApiError> {
     if p.0.iter().any(|(k, _)| k == "group_id") {
-        Ok(Scope::Group(caller.admin_group(state, p.uuid("group_id")?).await?.id))
+        Ok(Scope::Group(
+            caller.admin_group(state, p.uuid("group_id")?).await?.id,
+        ))
     } else if admin {
-        Ok(Scope::Org(caller.admin_org(state, p.uuid("org_id")?).await?.id))
+        Ok(Scope::Org(
+            caller.admin_org(state, p.uuid("org_id")?).await?.id,
+        ))
     } else {
-        Ok(Scope::Org(caller.read_org(state, p.uuid("org_id")?).await?.id))
+        Ok(Scope::Org(
+            caller.read_org(state, p.uuid("org_id")?).await?.id,
+        ))
     }
 }
 
@@ -41,7 +52,10 @@ fn base_path(scope: Scope) -> String {
 /// Parses `events`-style lists, each a valid event name.
 pub(crate) fn event_names(param: &str, names: Vec<String>) -> Result<Vec<String>, ApiError> {
     if names.len() > 50 {
-        return Err(ApiError::invalid_param(param, format!("{param} may list at most 50 events")));
+        return Err(ApiError::invalid_param(
+            param,
+            format!("{param} may list at most 50 events"),
+        ));
     }
     names
         .into_iter()
@@ -102,8 +116,12 @@ pub(crate) async fn search(
     let time_param = |name: &str, default: i64| -> Result<i64, ApiError> {
         match q.one(name)? {
             None => Ok(default),
-            Some(s) => time_fmt::parse_rfc3339(s)
-                .ok_or_else(|| ApiError::invalid_param(name, format!("{name} must be an RFC 3339 timestamp, e.g. 2024-01-31T00:00:00Z"))),
+            Some(s) => time_fmt::parse_rfc3339(s).ok_or_else(|| {
+                ApiError::invalid_param(
+                    name,
+                    format!("{name} must be an RFC 3339 timestamp, e.g. 2024-01-31T00:00:00Z"),
+                )
+            }),
         }
     };
     let from_us = time_param("from", time_fmt::start_of_day(now) - 86_400_000_000)?;
@@ -117,16 +135,26 @@ pub(crate) async fn search(
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| ApiError::invalid_param("size", "size must be a whole number from 1 to 100"))?,
+            .ok_or_else(|| {
+                ApiError::invalid_param("size", "size must be a whole number from 1 to 100")
+            })?,
     };
     let sort = match q.one("sort_order")?.map(str::to_ascii_uppercase).as_deref() {
         None | Some("DESC") => SortOrder::Desc,
         Some("ASC") => SortOrder::Asc,
-        Some(_) => return Err(ApiError::invalid_param("sort_order", "sort_order must be ASC or DESC")),
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "sort_order",
+                "sort_order must be ASC or DESC",
+            ))
+        }
     };
     let user_id = q
         .one("user_id")?
-        .map(|s| Uuid::parse_str(s).map_err(|_| ApiError::invalid_param("user_id", "user_id must be a UUID")))
+        .map(|s| {
+            Uuid::parse_str(s)
+                .map_err(|_| ApiError::invalid_param("user_id", "user_id must be a UUID"))
+        })
         .transpose()?;
     let project_id = q
         .one("project_id")?
@@ -138,7 +166,10 @@ pub(crate) async fn search(
     let events = event_names("events", q.list("events"))?;
     let mut exclude_events = event_names("exclude_events", q.list("exclude_events"))?;
     if !events.is_empty() && !exclude_events.is_empty() {
-        return Err(ApiError::invalid_param("exclude_events", "use either events or exclude_events, not both"));
+        return Err(ApiError::invalid_param(
+            "exclude_events",
+            "use either events or exclude_events, not both",
+        ));
     }
     if events.is_empty() && !exclude_events.iter().any(|e| e == EventName::API_ACCESS) {
         // Snyk leaves api.access out unless asked for by name.
@@ -146,7 +177,11 @@ pub(crate) async fn search(
     }
     let cursor = q
         .one("cursor")?
-        .map(|s| SearchCursor::decode(s).ok_or_else(|| ApiError::invalid_param("cursor", "cursor is not one this API issued")))
+        .map(|s| {
+            SearchCursor::decode(s).ok_or_else(|| {
+                ApiError::invalid_param("cursor", "cursor is not one this API issued")
+            })
+        })
         .transpose()?;
     let page = state
         .store
@@ -167,14 +202,21 @@ pub(crate) async fn search(
     let items: Vec<Value> = page.items.iter().map(item_json).collect();
     let mut links = serde_json::Map::new();
     if let Some(next) = page.next {
-        let mut pairs: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "cursor").cloned().collect();
+        let mut pairs: Vec<(String, String)> =
+            q.0.iter().filter(|(k, _)| k != "cursor").cloned().collect();
         pairs.push(("cursor".into(), next.encode()));
         links.insert(
             "next".into(),
-            json!(format!("{}/search?{}", base_path(scope), serde_urlencoded::to_string(&pairs).unwrap_or_default())),
+            json!(format!(
+                "{}/search?{}",
+                base_path(scope),
+                serde_urlencoded::to_string(&pairs).unwrap_or_default()
+            )),
         );
     }
-    Ok(Doc::ok(json!({ "data": { "items": items }, "links": links })))
+    Ok(Doc::ok(
+        json!({ "data": { "items": items }, "links": links }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,7 +252,13 @@ struct IngestAttrs {
 }
 
 /// Checks one submitted event; `at` is its JSON pointer.
-fn ingest_item(at: &str, v: Value, scope: Scope, caller: &Caller, now: i64) -> Result<IngestItem, ApiError> {
+fn ingest_item(
+    at: &str,
+    v: Value,
+    scope: Scope,
+    caller: &Caller,
+    now: i64,
+) -> Result<IngestItem, ApiError> {
     let data: IngestData = from_value(v).map_err(|mut e| {
         if let Some(Source::Pointer(p)) = &mut e.source {
             *p = format!("{at}{p}");
@@ -218,28 +266,39 @@ fn ingest_item(at: &str, v: Value, scope: Scope, caller: &Caller, now: i64) -> R
         e
     })?;
     if data.kind != "audit_event" {
-        return Err(ApiError::conflict("type must be \"audit_event\"").at(Source::Pointer(format!("{at}/type"))));
+        return Err(ApiError::conflict("type must be \"audit_event\"")
+            .at(Source::Pointer(format!("{at}/type"))));
     }
     let a = data.attributes;
     let field = |name: &str| format!("{at}/attributes/{name}");
     let bad = |name: &str, msg: String| ApiError::invalid_body(field(name), msg);
-    let idempotency_id = validate::identifier("idempotency_id", &a.idempotency_id, validate::MAX_IDEMPOTENCY_ID_LEN)
-        .map_err(|e| bad("idempotency_id", e.message))?;
+    let idempotency_id = validate::identifier(
+        "idempotency_id",
+        &a.idempotency_id,
+        validate::MAX_IDEMPOTENCY_ID_LEN,
+    )
+    .map_err(|e| bad("idempotency_id", e.message))?;
     let event = EventName::parse(&a.event).map_err(|e| bad("event", e.message))?;
     if event.as_str() == EventName::API_ACCESS {
-        return Err(bad("event", "api.access is recorded by the server itself".into()));
+        return Err(bad(
+            "event",
+            "api.access is recorded by the server itself".into(),
+        ));
     }
     let content = validate::content(&a.content).map_err(|e| bad("content", e.message))?;
     let created_us = match &a.created {
         None => now,
         Some(s) => {
-            let us = time_fmt::parse_rfc3339(s).ok_or_else(|| bad("created", "created must be an RFC 3339 timestamp".into()))?;
+            let us = time_fmt::parse_rfc3339(s)
+                .ok_or_else(|| bad("created", "created must be an RFC 3339 timestamp".into()))?;
             validate::client_time(us, now).map_err(|e| bad("created", e.message))?
         }
     };
     let user_id = match &a.user_id {
         None => caller.user.id,
-        Some(s) => Uuid::parse_str(s).map_err(|_| bad("user_id", "user_id must be a UUID".into()))?,
+        Some(s) => {
+            Uuid::parse_str(s).map_err(|_| bad("user_id", "user_id must be a UUID".into()))?
+        }
     };
     let project_id = a
         .project_id
@@ -297,7 +356,12 @@ fn outcome_json(scope: Scope, idem: &str, o: &IngestOutcome) -> Value {
     if let Some(obj) = attrs.as_object_mut() {
         obj.remove("id");
     }
-    resource("audit_event", e.id, attrs, &format!("{}/events/{}", base_path(scope), e.id))
+    resource(
+        "audit_event",
+        e.id,
+        attrs,
+        &format!("{}/events/{}", base_path(scope), e.id),
+    )
 }
 
 pub(crate) async fn ingest(
@@ -317,34 +381,68 @@ pub(crate) async fn ingest(
     let (single, raw_items) = match doc.data {
         Value::Array(items) => (false, items),
         obj @ Value::Object(_) => (true, vec![obj]),
-        _ => return Err(ApiError::invalid_body("/data", "data must be an audit_event object or an array of them")),
+        _ => {
+            return Err(ApiError::invalid_body(
+                "/data",
+                "data must be an audit_event object or an array of them",
+            ))
+        }
     };
     if raw_items.is_empty() || raw_items.len() > validate::MAX_BATCH {
         return Err(ApiError::invalid_body(
             "/data",
-            format!("a batch holds 1 to {} events, not {}", validate::MAX_BATCH, raw_items.len()),
+            format!(
+                "a batch holds 1 to {} events, not {}",
+                validate::MAX_BATCH,
+                raw_items.len()
+            ),
         ));
     }
     let mut items = Vec::with_capacity(raw_items.len());
     let mut ids = std::collections::HashSet::new();
     for (i, v) in raw_items.into_iter().enumerate() {
-        let at = if single { "/data".to_owned() } else { format!("/data/{i}") };
+        let at = if single {
+            "/data".to_owned()
+        } else {
+            format!("/data/{i}")
+        };
         let item = ingest_item(&at, v, scope, &caller, now)?;
         if !ids.insert(item.idempotency_id.clone()) {
             return Err(ApiError::invalid_body(
                 format!("{at}/attributes/idempotency_id"),
-                format!("idempotency_id {:?} appears twice in this batch", item.idempotency_id),
+                format!(
+                    "idempotency_id {:?} appears twice in this batch",
+                    item.idempotency_id
+                ),
             ));
         }
         items.push(item);
     }
     let idems: Vec<String> = items.iter().map(|i| i.idempotency_id.clone()).collect();
     let outcomes = state.store.ingest(scope_id, items).await?;
-    metrics::counter!("auditlake_events_ingested_total")
-        .increment(outcomes.iter().filter(|o| matches!(o, IngestOutcome::Created(_))).count() as u64);
-    let any_created = outcomes.iter().any(|o| matches!(o, IngestOutcome::Created(_)));
-    let rendered: Vec<Value> = idems.iter().zip(&outcomes).map(|(i, o)| outcome_json(scope, i, o)).collect();
-    let data = if single { rendered.into_iter().next().unwrap_or(Value::Null) } else { Value::Array(rendered) };
-    let status = if any_created { StatusCode::CREATED } else { StatusCode::OK };
+    metrics::counter!("auditlake_events_ingested_total").increment(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, IngestOutcome::Created(_)))
+            .count() as u64,
+    );
+    let any_created = outcomes
+        .iter()
+        .any(|o| matches!(o, IngestOutcome::Created(_)));
+    let rendered: Vec<Value> = idems
+        .iter()
+        .zip(&outcomes)
+        .map(|(i, o)| outcome_json(scope, i, o))
+        .collect();
+    let data = if single {
+        rendered.into_iter().next().unwrap_or(Value::Null)
+    } else {
+        Value::Array(rendered)
+    };
+    let status = if any_created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(Doc::ok(json!({ "data": data })).with_status(status))
 }

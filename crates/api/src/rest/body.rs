@@ -72,7 +72,8 @@ impl<A> Data<A> {
         if self.kind == kind {
             Ok(())
         } else {
-            let mut e = ApiError::conflict(format!("data.type must be {kind:?}, not {:?}", self.kind));
+            let mut e =
+                ApiError::conflict(format!("data.type must be {kind:?}, not {:?}", self.kind));
             e.source = Some(Source::Pointer("/data/type".into()));
             Err(e)
         }
@@ -84,15 +85,19 @@ impl<A> Data<A> {
             .id
             .as_deref()
             .ok_or_else(|| ApiError::invalid_body("/data/id", "data.id is required"))?;
-        Uuid::parse_str(raw).map_err(|_| ApiError::invalid_body("/data/id", format!("data.id must be a UUID, got {raw:?}")))
+        Uuid::parse_str(raw).map_err(|_| {
+            ApiError::invalid_body("/data/id", format!("data.id must be a UUID, got {raw:?}"))
+        })
     }
 
     /// Refuses a client-chosen `id` where the server assigns it.
     pub fn no_id(&self) -> Result<(), ApiError> {
         match &self.id {
             None => Ok(()),
-            Some(_) => Err(ApiError::forbidden("the server assigns IDs; remove data.id")
-                .at(Source::Pointer("/data/id".into()))),
+            Some(_) => Err(
+                ApiError::forbidden("the server assigns IDs; remove data.id")
+                    .at(Source::Pointer("/data/id".into())),
+            ),
         }
     }
 
@@ -102,7 +107,9 @@ impl<A> Data<A> {
             .relationships
             .as_ref()
             .and_then(|r| r.user.as_ref())
-            .ok_or_else(|| ApiError::invalid_body("/data/relationships/user", "relationships.user is required"))?;
+            .ok_or_else(|| {
+                ApiError::invalid_body("/data/relationships/user", "relationships.user is required")
+            })?;
         if link.data.kind != "user" {
             return Err(ApiError::invalid_body(
                 "/data/relationships/user/data/type",
@@ -110,7 +117,10 @@ impl<A> Data<A> {
             ));
         }
         Uuid::parse_str(&link.data.id).map_err(|_| {
-            ApiError::invalid_body("/data/relationships/user/data/id", "the user id must be a UUID")
+            ApiError::invalid_body(
+                "/data/relationships/user/data/id",
+                "the user id must be a UUID",
+            )
         })
     }
 }

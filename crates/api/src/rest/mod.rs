@@ -20,16 +20,34 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/self", get(get_self))
         .route("/users/self", get(get_self))
         .route("/self/tokens", get(list_tokens).post(create_token))
-        .route("/self/tokens/{token_id}", get(get_token).delete(revoke_token))
+        .route(
+            "/self/tokens/{token_id}",
+            get(get_token).delete(revoke_token),
+        )
         .route("/orgs", get(list_orgs).post(create_org))
         .route("/orgs/{org_id}", get(get_org).patch(update_org))
-        .route("/orgs/{org_id}/memberships", get(list_members).post(add_member))
-        .route("/orgs/{org_id}/memberships/{membership_id}", axum::routing::delete(remove_member))
+        .route(
+            "/orgs/{org_id}/memberships",
+            get(list_members).post(add_member),
+        )
+        .route(
+            "/orgs/{org_id}/memberships/{membership_id}",
+            axum::routing::delete(remove_member),
+        )
         .route("/groups", get(list_groups))
         .route("/groups/{group_id}", get(get_group))
-        .route("/groups/{group_id}/orgs", get(list_group_orgs).post(add_group_org))
-        .route("/groups/{group_id}/memberships", get(list_members).post(add_member))
-        .route("/groups/{group_id}/memberships/{membership_id}", axum::routing::delete(remove_member))
+        .route(
+            "/groups/{group_id}/orgs",
+            get(list_group_orgs).post(add_group_org),
+        )
+        .route(
+            "/groups/{group_id}/memberships",
+            get(list_members).post(add_member),
+        )
+        .route(
+            "/groups/{group_id}/memberships/{membership_id}",
+            axum::routing::delete(remove_member),
+        )
         .route("/orgs/{org_id}/audit_logs/search", get(audit::search))
         .route("/groups/{group_id}/audit_logs/search", get(audit::search))
         .route(

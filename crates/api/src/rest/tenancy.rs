@@ -20,7 +20,8 @@ use crate::AppState;
 const NAME_MAX: usize = 100;
 
 fn ts(us: Option<i64>) -> Value {
-    us.map(|u| json!(time_fmt::format_micros(u))).unwrap_or(Value::Null)
+    us.map(|u| json!(time_fmt::format_micros(u)))
+        .unwrap_or(Value::Null)
 }
 
 pub(crate) fn org_json(o: &Org) -> Value {
@@ -126,18 +127,30 @@ pub(crate) async fn create_token(
         None => None,
         Some(s) => {
             let us = time_fmt::parse_rfc3339(s).ok_or_else(|| {
-                ApiError::invalid_body("/data/attributes/expires_at", "expires_at must be an RFC 3339 timestamp")
+                ApiError::invalid_body(
+                    "/data/attributes/expires_at",
+                    "expires_at must be an RFC 3339 timestamp",
+                )
             })?;
             if us <= time_fmt::now_micros() {
-                return Err(ApiError::invalid_body("/data/attributes/expires_at", "expires_at must be in the future"));
+                return Err(ApiError::invalid_body(
+                    "/data/attributes/expires_at",
+                    "expires_at must be in the future",
+                ));
             }
             Some(us)
         }
     };
-    let new = state.store.create_token(caller.user.id, &name, expires, &caller.actor()).await?;
+    let new = state
+        .store
+        .create_token(caller.user.id, &name, expires, &caller.actor())
+        .await?;
     let mut data = token_json(&new.token);
     data["attributes"]["token"] = json!(new.secret);
-    Ok(Doc::created(json!({ "data": data }), format!("/rest/self/tokens/{}", new.token.id)))
+    Ok(Doc::created(
+        json!({ "data": data }),
+        format!("/rest/self/tokens/{}", new.token.id),
+    ))
 }
 
 pub(crate) async fn list_tokens(
@@ -150,7 +163,14 @@ pub(crate) async fn list_tokens(
     q.allow(PAGING_PARAMS)?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.tokens(caller.user.id, page).await?;
-    Ok(jsonapi::list(&res, page, "/rest/self/tokens", &q, |t| t.id, token_json))
+    Ok(jsonapi::list(
+        &res,
+        page,
+        "/rest/self/tokens",
+        &q,
+        |t| t.id,
+        token_json,
+    ))
 }
 
 pub(crate) async fn get_token(
@@ -177,7 +197,10 @@ pub(crate) async fn revoke_token(
 ) -> Result<Response, ApiError> {
     v.serve(TENANCY)?;
     let id = p.uuid("token_id")?;
-    state.store.revoke_token(caller.user.id, id, &caller.actor()).await?;
+    state
+        .store
+        .revoke_token(caller.user.id, id, &caller.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -215,21 +238,30 @@ pub(crate) async fn create_org(
             "settings are set with PATCH after the org exists",
         ));
     }
-    let name = org_name(a)?.ok_or_else(|| ApiError::invalid_body("/data/attributes/name", "name is required"))?;
+    let name = org_name(a)?
+        .ok_or_else(|| ApiError::invalid_body("/data/attributes/name", "name is required"))?;
     let group = match &a.group_id {
         None => None,
         Some(g) => {
-            let id = uuid::Uuid::parse_str(g)
-                .map_err(|_| ApiError::invalid_body("/data/attributes/group_id", "group_id must be a UUID"))?;
-            caller
-                .admin_group(&state, id)
-                .await
-                .map_err(|e| e.at(crate::error::Source::Pointer("/data/attributes/group_id".into())))?;
+            let id = uuid::Uuid::parse_str(g).map_err(|_| {
+                ApiError::invalid_body("/data/attributes/group_id", "group_id must be a UUID")
+            })?;
+            caller.admin_group(&state, id).await.map_err(|e| {
+                e.at(crate::error::Source::Pointer(
+                    "/data/attributes/group_id".into(),
+                ))
+            })?;
             Some(id)
         }
     };
-    let org = state.store.create_org(&name, group, &caller.actor()).await?;
-    Ok(Doc::created(json!({ "data": org_json(&org) }), format!("/rest/orgs/{}", org.id)))
+    let org = state
+        .store
+        .create_org(&name, group, &caller.actor())
+        .await?;
+    Ok(Doc::created(
+        json!({ "data": org_json(&org) }),
+        format!("/rest/orgs/{}", org.id),
+    ))
 }
 
 pub(crate) async fn list_orgs(
@@ -242,7 +274,14 @@ pub(crate) async fn list_orgs(
     q.allow(PAGING_PARAMS)?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.orgs_of(caller.user.id, page).await?;
-    Ok(jsonapi::list(&res, page, "/rest/orgs", &q, |o| o.id, org_json))
+    Ok(jsonapi::list(
+        &res,
+        page,
+        "/rest/orgs",
+        &q,
+        |o| o.id,
+        org_json,
+    ))
 }
 
 pub(crate) async fn get_org(
@@ -268,8 +307,10 @@ pub(crate) async fn update_org(
     req.data.expect_type("org")?;
     if let Some(given) = &req.data.id {
         if given != &id.to_string() {
-            return Err(ApiError::conflict("data.id does not match the org in the path")
-                .at(crate::error::Source::Pointer("/data/id".into())));
+            return Err(
+                ApiError::conflict("data.id does not match the org in the path")
+                    .at(crate::error::Source::Pointer("/data/id".into())),
+            );
         }
     }
     let a = &req.data.attributes;
@@ -282,11 +323,15 @@ pub(crate) async fn update_org(
     let name = org_name(a)?;
     if let Some(s) = &a.settings {
         for (k, _) in s {
-            validate::identifier("setting name", k, 64)
-                .map_err(|e| ApiError::invalid_body(format!("/data/attributes/settings/{k}"), e.message))?;
+            validate::identifier("setting name", k, 64).map_err(|e| {
+                ApiError::invalid_body(format!("/data/attributes/settings/{k}"), e.message)
+            })?;
         }
         if Value::Object(s.clone()).to_string().len() > 16_384 {
-            return Err(ApiError::invalid_body("/data/attributes/settings", "settings may hold at most 16 KiB"));
+            return Err(ApiError::invalid_body(
+                "/data/attributes/settings",
+                "settings may hold at most 16 KiB",
+            ));
         }
     }
     caller.admin_org(&state, id).await?;
@@ -309,7 +354,14 @@ pub(crate) async fn list_groups(
     q.allow(PAGING_PARAMS)?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.groups_of(caller.user.id, page).await?;
-    Ok(jsonapi::list(&res, page, "/rest/groups", &q, |g| g.id, group_json))
+    Ok(jsonapi::list(
+        &res,
+        page,
+        "/rest/groups",
+        &q,
+        |g| g.id,
+        group_json,
+    ))
 }
 
 pub(crate) async fn get_group(
@@ -335,7 +387,14 @@ pub(crate) async fn list_group_orgs(
     let g = caller.admin_group(&state, p.uuid("group_id")?).await?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.group_orgs(g.id, page).await?;
-    Ok(jsonapi::list(&res, page, &format!("/rest/groups/{}/orgs", g.id), &q, |o| o.id, org_json))
+    Ok(jsonapi::list(
+        &res,
+        page,
+        &format!("/rest/groups/{}/orgs", g.id),
+        &q,
+        |o| o.id,
+        org_json,
+    ))
 }
 
 pub(crate) async fn add_group_org(
@@ -353,8 +412,14 @@ pub(crate) async fn add_group_org(
         .admin_org(&state, org_id)
         .await
         .map_err(|e| e.at(crate::error::Source::Pointer("/data/id".into())))?;
-    let org = state.store.add_org_to_group(g.id, org_id, &caller.actor()).await?;
-    Ok(Doc::created(json!({ "data": org_json(&org) }), format!("/rest/orgs/{}", org.id)))
+    let org = state
+        .store
+        .add_org_to_group(g.id, org_id, &caller.actor())
+        .await?;
+    Ok(Doc::created(
+        json!({ "data": org_json(&org) }),
+        format!("/rest/orgs/{}", org.id),
+    ))
 }
 
 // ---- memberships ----
@@ -366,11 +431,19 @@ pub(crate) struct MemberAttrs {
 }
 
 /// Resolves the path's tenant for membership routes, requiring admin rights.
-async fn membership_scope(state: &AppState, caller: &Caller, p: &PathParams) -> Result<Scope, ApiError> {
+async fn membership_scope(
+    state: &AppState,
+    caller: &Caller,
+    p: &PathParams,
+) -> Result<Scope, ApiError> {
     if p.0.iter().any(|(k, _)| k == "group_id") {
-        Ok(Scope::Group(caller.admin_group(state, p.uuid("group_id")?).await?.id))
+        Ok(Scope::Group(
+            caller.admin_group(state, p.uuid("group_id")?).await?.id,
+        ))
     } else {
-        Ok(Scope::Org(caller.read_org(state, p.uuid("org_id")?).await?.id))
+        Ok(Scope::Org(
+            caller.read_org(state, p.uuid("org_id")?).await?.id,
+        ))
     }
 }
 
@@ -402,7 +475,14 @@ pub(crate) async fn list_members(
     let page = jsonapi::page_of(&q)?;
     let res = state.store.members(scope, page).await?;
     let path = format!("{}/memberships", scope_base(scope));
-    Ok(jsonapi::list(&res, page, &path, &q, |m| m.id, |m| member_json(scope, m)))
+    Ok(jsonapi::list(
+        &res,
+        page,
+        &path,
+        &q,
+        |m| m.id,
+        |m| member_json(scope, m),
+    ))
 }
 
 pub(crate) async fn add_member(
@@ -436,14 +516,20 @@ pub(crate) async fn add_member(
             })?,
     };
     let user = req.data.user_id()?;
-    let m = state.store.add_member(scope, user, role, &caller.actor()).await.map_err(|e| {
-        let e: ApiError = e.into();
-        if e.status == StatusCode::NOT_FOUND {
-            e.at(crate::error::Source::Pointer("/data/relationships/user/data/id".into()))
-        } else {
-            e
-        }
-    })?;
+    let m = state
+        .store
+        .add_member(scope, user, role, &caller.actor())
+        .await
+        .map_err(|e| {
+            let e: ApiError = e.into();
+            if e.status == StatusCode::NOT_FOUND {
+                e.at(crate::error::Source::Pointer(
+                    "/data/relationships/user/data/id".into(),
+                ))
+            } else {
+                e
+            }
+        })?;
     Ok(Doc::created(
         json!({ "data": member_json(scope, &m) }),
         format!("{}/memberships/{}", scope_base(scope), m.id),
@@ -465,6 +551,9 @@ pub(crate) async fn remove_member(
         .member(scope, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("membership {id} not found")))?;
-    state.store.remove_member(scope, m.user_id, &caller.actor()).await?;
+    state
+        .store
+        .remove_member(scope, m.user_id, &caller.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
