@@ -48,12 +48,11 @@ impl FromRequestParts<AppState> for Caller {
                 "unsupported authorization scheme {scheme:?}; use `token` or `bearer`"
             )));
         }
-        let (user, _token) = state
+        let (user, _token, access) = state
             .store
-            .authenticate(secret.trim())
+            .authenticate_caller(secret.trim())
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is invalid, expired or revoked"))?;
-        let access = state.store.access(user.id).await?;
         let ctx = parts
             .extensions
             .get::<RequestCtx>()
@@ -118,6 +117,39 @@ impl Caller {
             _ => Err(ApiError::not_found(format!("group {id} not found"))),
         }
     }
+
+    /// The tenant the route's path names (`org_id`/`orgId` or
+    /// `group_id`/`groupId`), after the rights check: a group always needs
+    /// its admin; an org needs membership, or its admin for [`Need::Admin`].
+    pub async fn path_tenant(
+        &self,
+        state: &AppState,
+        p: &PathParams,
+        need: Need,
+    ) -> Result<Scope, ApiError> {
+        if let Some(name) = p.name_of(&["group_id", "groupId"]) {
+            let id = p.uuid(name)?;
+            return Ok(Scope::Group(self.admin_group(state, id).await?.id));
+        }
+        let name = p
+            .name_of(&["org_id", "orgId"])
+            .ok_or_else(|| ApiError::internal("the route names no tenant"))?;
+        let id = p.uuid(name)?;
+        let org = match need {
+            Need::Read => self.read_org(state, id).await?,
+            Need::Admin => self.admin_org(state, id).await?,
+        };
+        Ok(Scope::Org(org.id))
+    }
+}
+
+/// What a request needs of an org it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Membership.
+    Read,
+    /// The org admin role (or the parent group's admin).
+    Admin,
 }
 
 /// The version a `/rest` request asked for; `serve` checks the resource
@@ -184,6 +216,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
 }
 
 impl PathParams {
+    /// The first of `names` that the route has.
+    pub fn name_of(&self, names: &[&'static str]) -> Option<&'static str> {
+        names
+            .iter()
+            .copied()
+            .find(|n| self.0.iter().any(|(k, _)| k == n))
+    }
+
     /// The named parameter parsed as a UUID.
     pub fn uuid(&self, name: &str) -> Result<Uuid, ApiError> {
         let raw = self

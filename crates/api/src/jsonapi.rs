@@ -21,8 +21,15 @@ pub const DEFAULT_LIMIT: u32 = 10;
 #[derive(Debug)]
 pub struct Doc {
     status: StatusCode,
-    body: Value,
+    body: Body,
     location: Option<String>,
+}
+
+#[derive(Debug)]
+enum Body {
+    Tree(Value),
+    /// Serialized already (typed documents on hot paths).
+    Text(String),
 }
 
 impl Doc {
@@ -31,6 +38,28 @@ impl Doc {
         body["jsonapi"] = json!({"version": "1.0"});
         Self {
             status: StatusCode::OK,
+            body: Body::Tree(body),
+            location: None,
+        }
+    }
+
+    /// A typed document, which must carry its own `jsonapi` member.
+    pub fn serialize(status: StatusCode, doc: &impl serde::Serialize) -> Self {
+        let body = match serde_json::to_string(doc) {
+            Ok(text) => Body::Text(text),
+            Err(e) => {
+                let err = crate::error::ApiError::internal(e);
+                return Self {
+                    status: err.status,
+                    body: Body::Tree(
+                        json!({"jsonapi": {"version": "1.0"}, "errors": [err.to_json()]}),
+                    ),
+                    location: None,
+                };
+            }
+        };
+        Self {
+            status,
             body,
             location: None,
         }
@@ -43,17 +72,15 @@ impl Doc {
         d.location = Some(location);
         d
     }
-
-    /// Overrides the status.
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
-    }
 }
 
 impl IntoResponse for Doc {
     fn into_response(self) -> Response {
-        let mut res = (self.status, self.body.to_string()).into_response();
+        let text = match self.body {
+            Body::Tree(v) => v.to_string(),
+            Body::Text(t) => t,
+        };
+        let mut res = (self.status, text).into_response();
         res.headers_mut()
             .insert("content-type", HeaderValue::from_static(JSONAPI));
         if let Some(loc) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use auditlake_core::{time_fmt, EventName, Scope};
+use auditlake_core::{time_fmt, EventName};
 use auditlake_store::{SearchQuery, SortOrder};
 
 use crate::error::ApiError;
-use crate::extract::{Body, Caller, PathParams, QueryParams};
+use crate::extract::{Body, Caller, Need, PathParams, QueryParams};
 use crate::rest::audit::raw;
 use crate::AppState;
 
@@ -45,11 +45,7 @@ pub(crate) async fn audit(
     Body(body): Body<V1Body, true>,
 ) -> Result<Json<Value>, ApiError> {
     q.allow(&["from", "to", "page", "sortOrder"])?;
-    let scope = if p.0.iter().any(|(k, _)| k == "groupId") {
-        Scope::Group(caller.admin_group(&state, p.uuid("groupId")?).await?.id)
-    } else {
-        Scope::Org(caller.read_org(&state, p.uuid("orgId")?).await?.id)
-    };
+    let scope = caller.path_tenant(&state, &p, Need::Read).await?;
     let now = time_fmt::now_micros();
     let today = time_fmt::start_of_day(now);
     let day = |name: &str, default: i64| -> Result<i64, ApiError> {
@@ -153,7 +149,7 @@ pub(crate) async fn audit(
                 "userId": e.user_id,
                 "projectId": e.project_id,
                 "event": e.event,
-                "content": raw(&e.content),
+                "content": serde_json::to_value(raw(&e.content)).unwrap_or(Value::Null),
                 "created": time_fmt::format_micros(e.created_us),
             })
         })

@@ -17,6 +17,7 @@
 //! without its change.
 
 mod append;
+mod batch;
 mod error;
 mod rows;
 mod search;
@@ -76,8 +77,8 @@ impl std::fmt::Debug for Store {
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
     1,
     "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0001_init.sql"),
 )];
 
 fn migrator(backend: Backend) -> sqlx::migrate::Migrator {

@@ -187,16 +187,7 @@ impl Store {
             ..Access::default()
         };
         for row in rows {
-            let kind: String = row.try_get("scope_kind")?;
-            let id = rows::uuid(&row, "scope_id")?;
-            let role: String = row.try_get("role")?;
-            match (kind.as_str(), Role::parse(&role)) {
-                ("group", Some(Role::GroupAdmin)) => access.group_admin.push(id),
-                ("org", Some(r)) if r.is_org_role() => {
-                    access.org_roles.insert(id, r);
-                }
-                _ => return Err(StoreError::Corrupt(format!("membership {kind}/{role}"))),
-            }
+            grant_of(&mut access, &row)?;
         }
         Ok(access)
     }
@@ -550,6 +541,22 @@ impl Store {
         self.page(&select, id.to_string(), "m.id", page, member)
             .await
     }
+}
+
+/// Adds the membership in `row` (`scope_kind`, `scope_id`, `role`) to
+/// `access`.
+pub(crate) fn grant_of(access: &mut Access, row: &AnyRow) -> Result<(), StoreError> {
+    let kind: String = row.try_get("scope_kind")?;
+    let id = rows::uuid(row, "scope_id")?;
+    let role: String = row.try_get("role")?;
+    match (kind.as_str(), Role::parse(&role)) {
+        ("group", Some(Role::GroupAdmin)) => access.group_admin.push(id),
+        ("org", Some(r)) if r.is_org_role() => {
+            access.org_roles.insert(id, r);
+        }
+        _ => return Err(StoreError::Corrupt(format!("membership {kind}/{role}"))),
+    }
+    Ok(())
 }
 
 fn scope_parts(scope: Scope) -> Result<(&'static str, Uuid, &'static str), StoreError> {

@@ -3,6 +3,7 @@
 //! plain hash is enough and lookups stay one index probe). The final check
 //! compares hashes in constant time.
 
+use auditlake_core::tenant::Access;
 use auditlake_core::{time_fmt, Actor, Scope, Token, User};
 use base64::Engine as _;
 use rand::RngCore;
@@ -149,6 +150,18 @@ impl Store {
     /// The user behind a secret, if the token exists, is not revoked and has
     /// not expired.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<(User, Token)>, StoreError> {
+        Ok(self
+            .authenticate_caller(secret)
+            .await?
+            .map(|(u, t, _)| (u, t)))
+    }
+
+    /// [`Store::authenticate`] and the user's memberships, in one query: the
+    /// per-request authentication of the API.
+    pub async fn authenticate_caller(
+        &self,
+        secret: &str,
+    ) -> Result<Option<(User, Token, Access)>, StoreError> {
         if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
             return Ok(None);
         }
@@ -156,20 +169,22 @@ impl Store {
         let sql = "SELECT t.hash AS hash, t.id AS id, t.user_id AS user_id, t.name AS name, \
              t.prefix AS prefix, t.created_us AS created_us, t.expires_us AS expires_us, \
              t.revoked_us AS revoked_us, u.email AS email, u.name AS user_name, \
-             u.created_us AS user_created_us \
-             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
-        let Some(row) = sqlx::query(sql)
+             u.created_us AS user_created_us, \
+             m.scope_kind AS scope_kind, m.scope_id AS scope_id, m.role AS role \
+             FROM tokens t JOIN users u ON u.id = t.user_id \
+             LEFT JOIN memberships m ON m.user_id = t.user_id WHERE t.hash = $1";
+        let rows = sqlx::query(sql)
             .bind(wanted.clone())
-            .fetch_optional(&self.read)
-            .await?
-        else {
+            .fetch_all(&self.read)
+            .await?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
         let stored: String = row.try_get("hash")?;
         if !bool::from(stored.as_bytes().ct_eq(wanted.as_bytes())) {
             return Ok(None);
         }
-        let token = rows::token(&row)?;
+        let token = rows::token(row)?;
         let now = time_fmt::now_micros();
         if token.revoked_us.is_some() || token.expires_us.is_some_and(|e| e <= now) {
             return Ok(None);
@@ -180,6 +195,15 @@ impl Store {
             name: row.try_get("user_name")?,
             created_us: row.try_get("user_created_us")?,
         };
-        Ok(Some((user, token)))
+        let mut access = Access {
+            user_id: user.id,
+            ..Access::default()
+        };
+        for row in &rows {
+            if row.try_get::<Option<String>, _>("scope_kind")?.is_some() {
+                crate::tenants::grant_of(&mut access, row)?;
+            }
+        }
+        Ok(Some((user, token, access)))
     }
 }

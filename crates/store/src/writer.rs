@@ -14,14 +14,16 @@
 //!
 //! - A job's answer is sent only after the commit that holds its events, so
 //!   an acknowledged event is durable.
-//! - A job fails for its own reasons (conflict, unknown tenant) only before
-//!   it writes anything, so a failed job leaves nothing behind in the shared
-//!   transaction and the others commit.
+//! - The group is applied by `batch::apply`: one lookup of idempotency IDs,
+//!   one numbering of the log, one multi-row insert for all its jobs. A job
+//!   fails for its own reasons (conflict, unknown tenant) only in the
+//!   planning pass, before anything is written, so a failed job leaves
+//!   nothing behind in the shared transaction and the others commit.
 //! - A database error aborts the group; each job of it is then retried alone
 //!   in its own transaction, so one bad job cannot fail its neighbours and
 //!   every job gets its own true answer.
-//! - Ordering and scope rules are those of [`crate::append`]: the jobs run
-//!   through the same `insert_events`.
+//! - Ordering and scope rules are those of [`crate::append`]: the jobs are
+//!   numbered and scoped by the same `write_events` under the same lock.
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +31,8 @@ use uuid::Uuid;
 
 use auditlake_core::{AuditEvent, NewEvent};
 
-use crate::append::{ingest_in, insert_events, IngestItem, IngestOutcome};
+use crate::append::{IngestItem, IngestOutcome};
+use crate::batch::{self, Outcome, Work};
 use crate::{Backend, StoreError};
 
 /// Most events one group commit takes before it commits.
@@ -65,15 +68,6 @@ impl Job {
 enum Done {
     Append(Result<Vec<AuditEvent>, StoreError>),
     Ingest(Result<Vec<IngestOutcome>, StoreError>),
-}
-
-impl Done {
-    fn is_db_error(&self) -> bool {
-        matches!(
-            self,
-            Done::Append(Err(StoreError::Database(_))) | Done::Ingest(Err(StoreError::Database(_)))
-        )
-    }
 }
 
 /// Starts the writer task; it ends when every sender is dropped.
@@ -126,28 +120,41 @@ async fn commit_group(
     backend: Backend,
     jobs: &[Job],
 ) -> Result<Vec<Done>, StoreError> {
-    let mut tx = pool.begin().await?;
-    let mut done = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let d = match job {
-            Job::Append { events, .. } => {
-                Done::Append(insert_events(&mut tx, backend, events).await)
-            }
+    let work: Vec<Work> = jobs
+        .iter()
+        .map(|j| match j {
+            Job::Append { events, .. } => Work::Append(events),
             Job::Ingest {
                 scope_id, items, ..
-            } => Done::Ingest(ingest_in(&mut tx, backend, *scope_id, items).await),
-        };
-        if d.is_db_error() {
+            } => Work::Ingest(*scope_id, items),
+        })
+        .collect();
+    let mut tx = pool.begin().await?;
+    let outcomes = match batch::apply(&mut tx, backend, &work).await {
+        Ok(o) => o,
+        Err(e) => {
             let _ = tx.rollback().await;
-            return Err(match d {
-                Done::Append(Err(e)) | Done::Ingest(Err(e)) => e,
-                _ => unreachable!("checked above"),
-            });
+            return Err(e);
         }
-        done.push(d);
-    }
+    };
     tx.commit().await?;
-    Ok(done)
+    Ok(jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(job, out)| {
+            let wrong = || StoreError::Corrupt("outcome of the wrong kind".into());
+            match job {
+                Job::Append { .. } => Done::Append(out.and_then(|o| match o {
+                    Outcome::Appended(e) => Ok(e),
+                    Outcome::Ingested(_) => Err(wrong()),
+                })),
+                Job::Ingest { .. } => Done::Ingest(out.and_then(|o| match o {
+                    Outcome::Ingested(e) => Ok(e),
+                    Outcome::Appended(_) => Err(wrong()),
+                })),
+            }
+        })
+        .collect())
 }
 
 fn answer(jobs: Vec<Job>, done: Vec<Done>) {

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -13,33 +13,10 @@ use auditlake_core::{time_fmt, validate, AuditEvent, EventName, NewEvent, Scope}
 use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery, SortOrder};
 
 use crate::error::{ApiError, Source};
-use crate::extract::{from_value, Caller, PathParams, QueryParams, Requested};
-use crate::jsonapi::{resource, Doc};
+use crate::extract::{from_value, Caller, Need, PathParams, QueryParams, Requested};
+use crate::jsonapi::Doc;
 use crate::version::releases::{AUDIT_SEARCH, INGEST};
 use crate::AppState;
-
-/// The tenant named by the path, after the rights check: reading an org's
-/// log needs membership; a group's, group admin.
-async fn path_scope(
-    state: &AppState,
-    caller: &Caller,
-    p: &PathParams,
-    admin: bool,
-) -> Result<Scope, ApiError> {
-    if p.0.iter().any(|(k, _)| k == "group_id") {
-        Ok(Scope::Group(
-            caller.admin_group(state, p.uuid("group_id")?).await?.id,
-        ))
-    } else if admin {
-        Ok(Scope::Org(
-            caller.admin_org(state, p.uuid("org_id")?).await?.id,
-        ))
-    } else {
-        Ok(Scope::Org(
-            caller.read_org(state, p.uuid("org_id")?).await?.id,
-        ))
-    }
-}
 
 fn base_path(scope: Scope) -> String {
     match scope {
@@ -67,26 +44,59 @@ pub(crate) fn event_names(param: &str, names: Vec<String>) -> Result<Vec<String>
         .collect()
 }
 
-/// The search items as Snyk renders them (snake_case).
-pub(crate) fn item_json(e: &AuditEvent) -> Value {
-    json!({
-        "id": e.id,
-        "created": time_fmt::format_micros(e.created_us),
-        "event": e.event,
-        "org_id": e.org_id,
-        "group_id": e.group_id,
-        "project_id": e.project_id,
-        "user_id": e.user_id,
-        "content": raw(&e.content),
-    })
+/// A search item as Snyk renders it (snake_case), plus the event's `id`.
+/// Serialized straight from the stored row: the content is embedded as the
+/// stored JSON text, never parsed into a tree (this is the hot path of
+/// search and ingest answers).
+#[derive(Debug, Serialize)]
+pub(crate) struct Item<'a> {
+    id: Uuid,
+    created: String,
+    event: &'a str,
+    org_id: Option<Uuid>,
+    group_id: Option<Uuid>,
+    project_id: Option<&'a str>,
+    user_id: Option<Uuid>,
+    content: &'a RawValue,
 }
 
-/// Stored content is JSON text already; embed it without re-parsing.
-pub(crate) fn raw(content: &str) -> Value {
-    RawValue::from_string(content.to_owned())
-        .ok()
-        .and_then(|r| serde_json::to_value(r).ok())
-        .unwrap_or(Value::Null)
+impl<'a> Item<'a> {
+    pub(crate) fn of(e: &'a AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            created: time_fmt::format_micros(e.created_us),
+            event: &e.event,
+            org_id: e.org_id,
+            group_id: e.group_id,
+            project_id: e.project_id.as_deref(),
+            user_id: e.user_id,
+            content: raw(&e.content),
+        }
+    }
+}
+
+/// Stored content is JSON text already; embed it as it is.
+pub(crate) fn raw(content: &str) -> &RawValue {
+    serde_json::from_str(content).unwrap_or(RawValue::NULL)
+}
+
+#[derive(Serialize)]
+struct JsonApiVersion {
+    version: &'static str,
+}
+
+const JSONAPI_1: JsonApiVersion = JsonApiVersion { version: "1.0" };
+
+#[derive(Serialize)]
+struct SearchDoc<'a> {
+    jsonapi: JsonApiVersion,
+    data: SearchData<'a>,
+    links: serde_json::Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct SearchData<'a> {
+    items: Vec<Item<'a>>,
 }
 
 const SEARCH_PARAMS: &[&str] = &[
@@ -111,7 +121,7 @@ pub(crate) async fn search(
 ) -> Result<Doc, ApiError> {
     v.serve(AUDIT_SEARCH)?;
     q.allow(SEARCH_PARAMS)?;
-    let scope = path_scope(&state, &caller, &p, false).await?;
+    let scope = caller.path_tenant(&state, &p, Need::Read).await?;
     let now = time_fmt::now_micros();
     let time_param = |name: &str, default: i64| -> Result<i64, ApiError> {
         match q.one(name)? {
@@ -199,7 +209,7 @@ pub(crate) async fn search(
             offset: 0,
         })
         .await?;
-    let items: Vec<Value> = page.items.iter().map(item_json).collect();
+    let items: Vec<Item> = page.items.iter().map(Item::of).collect();
     let mut links = serde_json::Map::new();
     if let Some(next) = page.next {
         let mut pairs: Vec<(String, String)> =
@@ -214,8 +224,13 @@ pub(crate) async fn search(
             )),
         );
     }
-    Ok(Doc::ok(
-        json!({ "data": { "items": items }, "links": links }),
+    Ok(Doc::serialize(
+        StatusCode::OK,
+        &SearchDoc {
+            jsonapi: JSONAPI_1,
+            data: SearchData { items },
+            links,
+        },
     ))
 }
 
@@ -348,20 +363,68 @@ fn ingest_item(
     })
 }
 
-fn outcome_json(scope: Scope, idem: &str, o: &IngestOutcome) -> Value {
+/// An ingested event as a JSON:API resource.
+#[derive(Serialize)]
+struct Outcome<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: Uuid,
+    attributes: OutcomeAttrs<'a>,
+    links: SelfLink,
+}
+
+#[derive(Serialize)]
+struct OutcomeAttrs<'a> {
+    idempotency_id: &'a str,
+    replayed: bool,
+    created: String,
+    event: &'a str,
+    org_id: Option<Uuid>,
+    group_id: Option<Uuid>,
+    project_id: Option<&'a str>,
+    user_id: Option<Uuid>,
+    content: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct SelfLink {
+    #[serde(rename = "self")]
+    link: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+#[derive(Serialize)]
+struct IngestAnswer<'a> {
+    jsonapi: JsonApiVersion,
+    data: OneOrMany<Outcome<'a>>,
+}
+
+fn outcome<'a>(scope: Scope, idem: &'a str, o: &'a IngestOutcome) -> Outcome<'a> {
     let e = o.event();
-    let mut attrs = item_json(e);
-    attrs["idempotency_id"] = json!(idem);
-    attrs["replayed"] = json!(matches!(o, IngestOutcome::Replayed(_)));
-    if let Some(obj) = attrs.as_object_mut() {
-        obj.remove("id");
+    Outcome {
+        kind: "audit_event",
+        id: e.id,
+        attributes: OutcomeAttrs {
+            idempotency_id: idem,
+            replayed: matches!(o, IngestOutcome::Replayed(_)),
+            created: time_fmt::format_micros(e.created_us),
+            event: &e.event,
+            org_id: e.org_id,
+            group_id: e.group_id,
+            project_id: e.project_id.as_deref(),
+            user_id: e.user_id,
+            content: raw(&e.content),
+        },
+        links: SelfLink {
+            link: format!("{}/events/{}", base_path(scope), e.id),
+        },
     }
-    resource(
-        "audit_event",
-        e.id,
-        attrs,
-        &format!("{}/events/{}", base_path(scope), e.id),
-    )
 }
 
 pub(crate) async fn ingest(
@@ -372,7 +435,7 @@ pub(crate) async fn ingest(
     crate::extract::Body(doc): crate::extract::Body<IngestDoc>,
 ) -> Result<Doc, ApiError> {
     v.serve(INGEST)?;
-    let scope = path_scope(&state, &caller, &p, true).await?;
+    let scope = caller.path_tenant(&state, &p, Need::Admin).await?;
     let scope_id = match scope {
         Scope::Org(id) | Scope::Group(id) => id,
         Scope::User => return Err(ApiError::internal("ingest without a tenant")),
@@ -429,20 +492,28 @@ pub(crate) async fn ingest(
     let any_created = outcomes
         .iter()
         .any(|o| matches!(o, IngestOutcome::Created(_)));
-    let rendered: Vec<Value> = idems
+    let mut rendered: Vec<Outcome> = idems
         .iter()
         .zip(&outcomes)
-        .map(|(i, o)| outcome_json(scope, i, o))
+        .map(|(i, o)| outcome(scope, i, o))
         .collect();
-    let data = if single {
-        rendered.into_iter().next().unwrap_or(Value::Null)
-    } else {
-        Value::Array(rendered)
+    let data = match (single, rendered.pop()) {
+        (true, Some(one)) => OneOrMany::One(one),
+        (_, last) => {
+            rendered.extend(last);
+            OneOrMany::Many(rendered)
+        }
     };
     let status = if any_created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(Doc::ok(json!({ "data": data })).with_status(status))
+    Ok(Doc::serialize(
+        status,
+        &IngestAnswer {
+            jsonapi: JSONAPI_1,
+            data,
+        },
+    ))
 }

@@ -12,7 +12,7 @@ use auditlake_store::Member;
 
 use super::body::{NoAttributes, Request};
 use crate::error::ApiError;
-use crate::extract::{Body, Caller, PathParams, QueryParams, Requested};
+use crate::extract::{Body, Caller, Need, PathParams, QueryParams, Requested};
 use crate::jsonapi::{self, resource, Doc, PAGING_PARAMS};
 use crate::version::releases::TENANCY;
 use crate::AppState;
@@ -430,30 +430,6 @@ pub(crate) struct MemberAttrs {
     role: Option<String>,
 }
 
-/// Resolves the path's tenant for membership routes, requiring admin rights.
-async fn membership_scope(
-    state: &AppState,
-    caller: &Caller,
-    p: &PathParams,
-) -> Result<Scope, ApiError> {
-    if p.0.iter().any(|(k, _)| k == "group_id") {
-        Ok(Scope::Group(
-            caller.admin_group(state, p.uuid("group_id")?).await?.id,
-        ))
-    } else {
-        Ok(Scope::Org(
-            caller.read_org(state, p.uuid("org_id")?).await?.id,
-        ))
-    }
-}
-
-async fn require_admin(state: &AppState, caller: &Caller, scope: Scope) -> Result<(), ApiError> {
-    if let Scope::Org(o) = scope {
-        caller.admin_org(state, o).await?;
-    }
-    Ok(())
-}
-
 fn scope_base(scope: Scope) -> String {
     match scope {
         Scope::Group(g) => format!("/rest/groups/{g}"),
@@ -471,7 +447,7 @@ pub(crate) async fn list_members(
 ) -> Result<Doc, ApiError> {
     v.serve(TENANCY)?;
     q.allow(PAGING_PARAMS)?;
-    let scope = membership_scope(&state, &caller, &p).await?;
+    let scope = caller.path_tenant(&state, &p, Need::Read).await?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.members(scope, page).await?;
     let path = format!("{}/memberships", scope_base(scope));
@@ -493,8 +469,7 @@ pub(crate) async fn add_member(
     Body(req): Body<Request<MemberAttrs>>,
 ) -> Result<Doc, ApiError> {
     v.serve(TENANCY)?;
-    let scope = membership_scope(&state, &caller, &p).await?;
-    require_admin(&state, &caller, scope).await?;
+    let scope = caller.path_tenant(&state, &p, Need::Admin).await?;
     let (kind, default_role) = match scope {
         Scope::Group(_) => ("group_membership", Role::GroupAdmin),
         _ => ("org_membership", Role::OrgMember),
@@ -543,8 +518,7 @@ pub(crate) async fn remove_member(
     p: PathParams,
 ) -> Result<Response, ApiError> {
     v.serve(TENANCY)?;
-    let scope = membership_scope(&state, &caller, &p).await?;
-    require_admin(&state, &caller, scope).await?;
+    let scope = caller.path_tenant(&state, &p, Need::Admin).await?;
     let id = p.uuid("membership_id")?;
     let m = state
         .store

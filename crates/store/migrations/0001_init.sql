@@ -1,4 +1,6 @@
--- Tenants, memberships, tokens and the audit log (SQLite).
+-- Tenants, memberships, tokens and the audit log. The same SQL runs on
+-- SQLite and PostgreSQL; a later migration that must differ gets one file
+-- per backend (see MIGRATIONS in lib.rs).
 CREATE TABLE users (
     id          TEXT PRIMARY KEY,
     email       TEXT NOT NULL UNIQUE,
