@@ -274,11 +274,19 @@ pub(crate) async fn events_by_id(
 ) -> Result<HashMap<Uuid, AuditEvent>, StoreError> {
     let mut out = HashMap::new();
     for chunk in ids.chunks(INSERT_CHUNK) {
-        let sql = format!(
-            "SELECT {} FROM audit_events WHERE id IN {}",
-            rows::EVENT_COLS,
-            placeholders(backend, 1, chunk.len(), 1)
-        );
+        let sql = match backend {
+            Backend::Sqlite => format!(
+                "SELECT {} FROM audit_events WHERE id IN {}",
+                rows::EVENT_COLS,
+                placeholders(backend, 1, chunk.len(), 1)
+            ),
+            // See `batch::lookup_ids` for why not an IN list.
+            Backend::Postgres => format!(
+                "SELECT {} FROM (VALUES {}) AS v(vid) JOIN audit_events ON id = v.vid",
+                rows::EVENT_COLS,
+                placeholders(backend, chunk.len(), 1, 1)
+            ),
+        };
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(id.to_string());
