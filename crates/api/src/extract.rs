@@ -334,19 +334,6 @@ impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Bod
     }
 }
 
-/// Deserializes an already parsed JSON value, with the failing field's
-/// pointer in the error.
-pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
-    // Objects only: serde would fill a struct from an array, by position.
-    if !v.is_object() {
-        return Err(ApiError::invalid_body("", "expected a JSON object"));
-    }
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let pointer = pointer_of(e.path());
-        ApiError::invalid_body(pointer, e.into_inner().to_string())
-    })
-}
-
 /// Parses JSON with the failing field's pointer in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(bytes).is_err() {

@@ -13,7 +13,7 @@ use auditlake_core::{time_fmt, validate, AuditEvent, EventName, NewEvent, Scope}
 use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery, SortOrder};
 
 use crate::error::{ApiError, Source};
-use crate::extract::{from_value, Caller, Need, PathParams, QueryParams, Requested};
+use crate::extract::{parse_json, Caller, Need, PathParams, QueryParams, Requested};
 use crate::jsonapi::Doc;
 use crate::version::releases::{AUDIT_SEARCH, INGEST};
 use crate::AppState;
@@ -237,7 +237,9 @@ pub(crate) async fn search(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestDoc {
-    data: Value,
+    /// Kept as text: each item is parsed straight into its typed form, and
+    /// its content is stored as sent, without building a JSON tree.
+    data: Box<RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,7 +255,7 @@ struct IngestData {
 struct IngestAttrs {
     idempotency_id: String,
     event: String,
-    content: Value,
+    content: Box<RawValue>,
     #[serde(default)]
     created: Option<String>,
     #[serde(default)]
@@ -269,12 +271,12 @@ struct IngestAttrs {
 /// Checks one submitted event; `at` is its JSON pointer.
 fn ingest_item(
     at: &str,
-    v: Value,
+    v: &RawValue,
     scope: Scope,
     caller: &Caller,
     now: i64,
 ) -> Result<IngestItem, ApiError> {
-    let data: IngestData = from_value(v).map_err(|mut e| {
+    let data: IngestData = parse_json(v.get().as_bytes()).map_err(|mut e| {
         if let Some(Source::Pointer(p)) = &mut e.source {
             *p = format!("{at}{p}");
         }
@@ -300,7 +302,7 @@ fn ingest_item(
             "api.access is recorded by the server itself".into(),
         ));
     }
-    let content = validate::content(&a.content).map_err(|e| bad("content", e.message))?;
+    let content = validate::content_text(a.content.get()).map_err(|e| bad("content", e.message))?;
     let created_us = match &a.created {
         None => now,
         Some(s) => {
@@ -333,11 +335,12 @@ fn ingest_item(
         .map(|s| validate::text("user_agent", s, validate::MAX_USER_AGENT_LEN))
         .transpose()
         .map_err(|e| bad("user_agent", e.message))?;
-    // The hash covers what the client said, not what the server defaulted.
-    let request_hash = hex::encode(Sha256::digest(
+    // The hash covers what the client said, not what the server defaulted;
+    // the content by its exact text, as it is stored.
+    let mut hasher = Sha256::new();
+    hasher.update(
         validate::canonical_json(&json!({
             "event": event.as_str(),
-            "content": a.content,
             "created": a.created,
             "user_id": a.user_id,
             "project_id": project_id,
@@ -345,7 +348,10 @@ fn ingest_item(
             "user_agent": user_agent,
         }))
         .as_bytes(),
-    ));
+    );
+    hasher.update(b"\n");
+    hasher.update(content.as_bytes());
+    let request_hash = hex::encode(hasher.finalize());
     Ok(IngestItem {
         idempotency_id,
         request_hash,
@@ -441,9 +447,13 @@ pub(crate) async fn ingest(
         Scope::User => return Err(ApiError::internal("ingest without a tenant")),
     };
     let now = time_fmt::now_micros();
-    let (single, raw_items) = match doc.data {
-        Value::Array(items) => (false, items),
-        obj @ Value::Object(_) => (true, vec![obj]),
+    let text = doc.data.get();
+    let (single, raw_items): (bool, Vec<&RawValue>) = match text.as_bytes().first() {
+        Some(b'[') => (
+            false,
+            serde_json::from_str(text).map_err(|e| ApiError::invalid_body("/data", e.to_string()))?,
+        ),
+        Some(b'{') => (true, vec![&*doc.data]),
         _ => {
             return Err(ApiError::invalid_body(
                 "/data",
