@@ -50,7 +50,15 @@ pub(crate) fn event_names(param: &str, names: Vec<String>) -> Result<Vec<String>
 /// search and ingest answers).
 #[derive(Debug, Serialize)]
 pub(crate) struct Item<'a> {
-    id: Uuid,
+    /// In search items; an ingest answer has it as the resource's `id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    /// Ingest answers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_id: Option<&'a str>,
+    /// Ingest answers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<bool>,
     created: String,
     event: &'a str,
     org_id: Option<Uuid>,
@@ -63,7 +71,9 @@ pub(crate) struct Item<'a> {
 impl<'a> Item<'a> {
     pub(crate) fn of(e: &'a AuditEvent) -> Self {
         Self {
-            id: e.id,
+            id: Some(e.id),
+            idempotency_id: None,
+            replayed: None,
             created: time_fmt::format_micros(e.created_us),
             event: &e.event,
             org_id: e.org_id,
@@ -375,21 +385,8 @@ struct Outcome<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     id: Uuid,
-    attributes: OutcomeAttrs<'a>,
+    attributes: Item<'a>,
     links: SelfLink,
-}
-
-#[derive(Serialize)]
-struct OutcomeAttrs<'a> {
-    idempotency_id: &'a str,
-    replayed: bool,
-    created: String,
-    event: &'a str,
-    org_id: Option<Uuid>,
-    group_id: Option<Uuid>,
-    project_id: Option<&'a str>,
-    user_id: Option<Uuid>,
-    content: &'a RawValue,
 }
 
 #[derive(Serialize)]
@@ -416,16 +413,11 @@ fn outcome<'a>(scope: Scope, idem: &'a str, o: &'a IngestOutcome) -> Outcome<'a>
     Outcome {
         kind: "audit_event",
         id: e.id,
-        attributes: OutcomeAttrs {
-            idempotency_id: idem,
-            replayed: matches!(o, IngestOutcome::Replayed(_)),
-            created: time_fmt::format_micros(e.created_us),
-            event: &e.event,
-            org_id: e.org_id,
-            group_id: e.group_id,
-            project_id: e.project_id.as_deref(),
-            user_id: e.user_id,
-            content: raw(&e.content),
+        attributes: Item {
+            id: None,
+            idempotency_id: Some(idem),
+            replayed: Some(matches!(o, IngestOutcome::Replayed(_))),
+            ..Item::of(e)
         },
         links: SelfLink {
             link: format!("{}/events/{}", base_path(scope), e.id),
@@ -451,7 +443,8 @@ pub(crate) async fn ingest(
     let (single, raw_items): (bool, Vec<&RawValue>) = match text.as_bytes().first() {
         Some(b'[') => (
             false,
-            serde_json::from_str(text).map_err(|e| ApiError::invalid_body("/data", e.to_string()))?,
+            serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid_body("/data", e.to_string()))?,
         ),
         Some(b'{') => (true, vec![&*doc.data]),
         _ => {
