@@ -154,7 +154,6 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn content_text_must_be_a_bounded_object() {
