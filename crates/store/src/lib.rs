@@ -126,7 +126,10 @@ impl Store {
                 let write = sqlite_pool(1).connect_with(opts.clone()).await?;
                 // Migrate before the readers open so they see the schema.
                 migrator(backend).run(&write).await?;
-                let read = sqlite_pool(8).connect_with(opts).await?;
+                // Few readers: each is a thread of its own, and on small
+                // machines the wake-ups between threads cost more than the
+                // parallelism wins.
+                let read = sqlite_pool(4).connect_with(opts).await?;
                 Store {
                     read,
                     writer: writer::spawn(write.clone(), backend),
