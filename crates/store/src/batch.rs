@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::append::{
     events_by_id, lock_log, placeholders, resolve_parents, write_events, IngestItem, IngestOutcome,
-    INSERT_CHUNK,
+    INSERT_CHUNK, PG_JSON_CHUNK,
 };
 use crate::{rows, Backend, StoreError};
 
@@ -229,27 +229,43 @@ async fn lookup_ids(
     }
     let mut known = Known::new();
     for (scope, ids) in by_scope {
-        for chunk in ids.chunks(INSERT_CHUNK) {
+        let chunk_len = match backend {
+            Backend::Sqlite => INSERT_CHUNK,
+            Backend::Postgres => PG_JSON_CHUNK,
+        };
+        for chunk in ids.chunks(chunk_len) {
             let sql = match backend {
                 Backend::Sqlite => format!(
                     "SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
                      WHERE scope_id = ? AND idempotency_id IN {}",
                     placeholders(backend, 1, chunk.len(), 2)
                 ),
-                // A join against VALUES, not a long IN list: PostgreSQL's
-                // cached generic plan for the IN list turned into a
-                // sequential scan that tested every row against every
-                // value (over a second per batch at 100k rows).
-                Backend::Postgres => format!(
-                    "SELECT i.idempotency_id AS idempotency_id, i.request_hash AS request_hash, \
-                     i.event_id AS event_id FROM (VALUES {}) AS v(id) \
-                     JOIN ingest_ids i ON i.scope_id = $1 AND i.idempotency_id = v.id",
-                    placeholders(backend, chunk.len(), 1, 2)
-                ),
+                // The IDs as one JSON array, each probed in the primary key
+                // by a LATERAL subquery (its LIMIT keeps the planner from
+                // flattening it into a hash join that scans the table).
+                // Not an IN list either: PostgreSQL's cached generic plan
+                // for a long IN list scanned every row of the tenant per
+                // value.
+                Backend::Postgres => "SELECT i.idempotency_id AS idempotency_id, \
+                     i.request_hash AS request_hash, i.event_id AS event_id \
+                     FROM json_array_elements_text($2::json) AS v(id), \
+                     LATERAL (SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
+                     WHERE scope_id = $1 AND idempotency_id = v.id LIMIT 1) AS i"
+                    .to_owned(),
             };
             let mut q = sqlx::query(&sql).bind(scope.to_string());
-            for id in chunk {
-                q = q.bind(*id);
+            match backend {
+                Backend::Sqlite => {
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                }
+                Backend::Postgres => {
+                    q = q.bind(
+                        serde_json::to_string(chunk)
+                            .map_err(|e| StoreError::Corrupt(format!("encoding IDs: {e}")))?,
+                    );
+                }
             }
             for row in q.fetch_all(&mut *conn).await? {
                 known.insert(
@@ -272,20 +288,57 @@ async fn record_ids(
     new_ids: &[(Uuid, &str, &str, usize)],
     created: &[AuditEvent],
 ) -> Result<(), StoreError> {
-    for chunk in new_ids.chunks(INSERT_CHUNK) {
-        let sql = format!(
-            "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) VALUES {}",
-            placeholders(backend, chunk.len(), 4, 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for (scope, id, hash, idx) in chunk {
-            q = q
-                .bind(scope.to_string())
-                .bind(*id)
-                .bind(created[*idx].id.to_string())
-                .bind(*hash);
+    match backend {
+        Backend::Sqlite => {
+            for chunk in new_ids.chunks(INSERT_CHUNK) {
+                let sql = format!(
+                    "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) \
+                     VALUES {}",
+                    placeholders(backend, chunk.len(), 4, 1)
+                );
+                let mut q = sqlx::query(&sql);
+                for (scope, id, hash, idx) in chunk {
+                    q = q
+                        .bind(scope.to_string())
+                        .bind(*id)
+                        .bind(created[*idx].id.to_string())
+                        .bind(*hash);
+                }
+                q.execute(&mut *conn).await?;
+            }
         }
-        q.execute(&mut *conn).await?;
+        // One JSON parameter for all rows (see `append::write_events`).
+        Backend::Postgres => {
+            #[derive(serde::Serialize)]
+            struct Row<'a> {
+                scope_id: Uuid,
+                idempotency_id: &'a str,
+                event_id: Uuid,
+                request_hash: &'a str,
+            }
+            for chunk in new_ids.chunks(PG_JSON_CHUNK) {
+                let rows: Vec<Row> = chunk
+                    .iter()
+                    .map(|(scope, id, hash, idx)| Row {
+                        scope_id: *scope,
+                        idempotency_id: id,
+                        event_id: created[*idx].id,
+                        request_hash: hash,
+                    })
+                    .collect();
+                let json = serde_json::to_string(&rows)
+                    .map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))?;
+                sqlx::query(
+                    "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) \
+                     SELECT scope_id, idempotency_id, event_id, request_hash \
+                     FROM json_to_recordset($1::json) AS r(scope_id text, idempotency_id text, \
+                     event_id text, request_hash text)",
+                )
+                .bind(json)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
     }
     Ok(())
 }
