@@ -280,6 +280,36 @@ impl QueryParams {
         }
     }
 
+    /// `key` as a whole number in `lo..=hi`, or `default` when absent.
+    pub fn number(&self, key: &str, lo: u64, hi: u64, default: u64) -> Result<u64, ApiError> {
+        match self.one(key)? {
+            None => Ok(default),
+            Some(s) => s
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_param(
+                        key,
+                        format!("{key} must be a whole number from {lo} to {hi}"),
+                    )
+                }),
+        }
+    }
+
+    /// `key` as a sort order (`ASC` or `DESC`, any case; default `DESC`).
+    pub fn sort_order(&self, key: &str) -> Result<auditlake_store::SortOrder, ApiError> {
+        use auditlake_store::SortOrder;
+        match self.one(key)?.map(str::to_ascii_uppercase).as_deref() {
+            None | Some("DESC") => Ok(SortOrder::Desc),
+            Some("ASC") => Ok(SortOrder::Asc),
+            Some(_) => Err(ApiError::invalid_param(
+                key,
+                format!("{key} must be ASC or DESC"),
+            )),
+        }
+    }
+
     /// All values of `key`, each split on commas, empty items dropped.
     pub fn list(&self, key: &str) -> Vec<String> {
         self.0

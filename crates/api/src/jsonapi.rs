@@ -131,19 +131,7 @@ pub fn page_of(q: &QueryParams) -> Result<Page, ApiError> {
             "starting_after and ending_before cannot be combined",
         ));
     }
-    let limit = match q.one("limit")? {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_param(
-                    "limit",
-                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                )
-            })?,
-    };
+    let limit = q.number("limit", 1, u64::from(MAX_LIMIT), u64::from(DEFAULT_LIMIT))? as u32;
     Ok(Page {
         after,
         before,

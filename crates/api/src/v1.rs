@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use auditlake_core::{time_fmt, EventName};
-use auditlake_store::{SearchQuery, SortOrder};
+use auditlake_store::SearchQuery;
 
 use crate::error::ApiError;
 use crate::extract::{Body, Caller, Need, PathParams, QueryParams};
@@ -62,24 +62,8 @@ pub(crate) async fn audit(
     if from_us >= to_us {
         return Err(ApiError::invalid_param("to", "to must not be before from"));
     }
-    let page = match q.one("page")? {
-        None => 1,
-        Some(s) => s
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=100_000).contains(n))
-            .ok_or_else(|| ApiError::invalid_param("page", "page must be a whole number from 1"))?,
-    };
-    let sort = match q.one("sortOrder")?.map(str::to_ascii_uppercase).as_deref() {
-        None | Some("DESC") => SortOrder::Desc,
-        Some("ASC") => SortOrder::Asc,
-        Some(_) => {
-            return Err(ApiError::invalid_param(
-                "sortOrder",
-                "sortOrder must be ASC or DESC",
-            ))
-        }
-    };
+    let page = q.number("page", 1, 100_000, 1)?;
+    let sort = q.sort_order("sortOrder")?;
     let f = body.filters;
     let ptr = |name: &str| format!("/filters/{name}");
     let user_id = match (&f.user_id, &f.email) {

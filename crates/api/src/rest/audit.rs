@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use auditlake_core::{time_fmt, validate, AuditEvent, EventName, NewEvent, Scope};
-use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery, SortOrder};
+use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery};
 
 use crate::error::{ApiError, Source};
 use crate::extract::{parse_json, Caller, Need, PathParams, QueryParams, Requested};
@@ -149,26 +149,8 @@ pub(crate) async fn search(
     if from_us >= to_us {
         return Err(ApiError::invalid_param("to", "to must be later than from"));
     }
-    let size = match q.one("size")? {
-        None => 100,
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_param("size", "size must be a whole number from 1 to 100")
-            })?,
-    };
-    let sort = match q.one("sort_order")?.map(str::to_ascii_uppercase).as_deref() {
-        None | Some("DESC") => SortOrder::Desc,
-        Some("ASC") => SortOrder::Asc,
-        Some(_) => {
-            return Err(ApiError::invalid_param(
-                "sort_order",
-                "sort_order must be ASC or DESC",
-            ))
-        }
-    };
+    let size = q.number("size", 1, 100, 100)? as u32;
+    let sort = q.sort_order("sort_order")?;
     let user_id = q
         .one("user_id")?
         .map(|s| {
