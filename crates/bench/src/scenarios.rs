@@ -118,6 +118,24 @@ async fn start_server(
     Ok((server, rest))
 }
 
+/// Runs the unmeasured warm-up requests, then the measured ones, each
+/// checked for failures; returns both results.
+async fn warmed_load(
+    what: &str,
+    http: &reqwest::Client,
+    token: &str,
+    (warm, measured): (Vec<Req>, Vec<Req>),
+    clients: usize,
+    expect: u16,
+    deadline: Duration,
+) -> anyhow::Result<(LoadResult, LoadResult)> {
+    let w = load::run_load(http, token, warm, clients, expect, deadline).await?;
+    check_load(&format!("{what} warm-up"), &w)?;
+    let r = load::run_load(http, token, measured, clients, expect, deadline).await?;
+    check_load(what, &r)?;
+    Ok((w, r))
+}
+
 fn check_load(what: &str, r: &LoadResult) -> anyhow::Result<()> {
     if r.errors > 0 {
         bail!(
@@ -331,27 +349,16 @@ async fn single_on(plan: &Plan, backend: Backend, db: &FreshDb) -> anyhow::Resul
     let http = load::client(Duration::from_secs(30))?;
     let sampler = RssSampler::start(server.pid);
     let result = async {
-        let w = load::run_load(
+        warmed_load(
+            "single-event ingest",
             &http,
             &boot.token,
-            reqs,
+            (reqs, measured),
             plan.single_clients,
             201,
             plan.deadline,
         )
-        .await?;
-        check_load("single-event ingest warm-up", &w)?;
-        let r = load::run_load(
-            &http,
-            &boot.token,
-            measured,
-            plan.single_clients,
-            201,
-            plan.deadline,
-        )
-        .await?;
-        check_load("single-event ingest", &r)?;
-        Ok::<_, anyhow::Error>((w, r))
+        .await
     }
     .await;
     let max_sampled = sampler.finish().await;
@@ -508,26 +515,16 @@ async fn search_on(plan: &Plan, backend: Backend, db: &FreshDb) -> anyhow::Resul
                 .collect()
         };
         let (warm, measured) = (reqs(plan.warmup), reqs(plan.searches));
-        let w = load::run_load(
+        let (_, r) = warmed_load(
+            "search",
             &http,
             &boot.token,
-            warm,
+            (warm, measured),
             plan.search_clients,
             200,
             plan.deadline,
         )
         .await?;
-        check_load("search warm-up", &w)?;
-        let r = load::run_load(
-            &http,
-            &boot.token,
-            measured,
-            plan.search_clients,
-            200,
-            plan.deadline,
-        )
-        .await?;
-        check_load("search", &r)?;
         Ok::<_, anyhow::Error>((items, r))
     }
     .await;

@@ -49,6 +49,18 @@ fn serve(url: &str) -> (Child, String) {
     (child, base)
 }
 
+/// GET with a token, answer parsed as JSON.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .header("authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn bootstrap_prints_ids_and_a_working_token(backend: Backend) {
     let db = TestDb::new(backend).await;
     let b = bootstrap(&db.url);
@@ -60,34 +72,19 @@ async fn bootstrap_prints_ids_and_a_working_token(backend: Backend) {
     }
     let (mut child, base) = serve(&db.url);
     let http = reqwest::Client::new();
-    let me: Value = http
-        .get(format!("{base}/rest/self?version=2024-10-15"))
-        .header(
-            "authorization",
-            format!("token {}", b["token"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = b["token"].as_str().unwrap();
+    let me = get_json(
+        &http,
+        &format!("{base}/rest/self?version=2024-10-15"),
+        token,
+    )
+    .await;
     assert_eq!(me["data"]["id"], b["user_id"]);
-    let org: Value = http
-        .get(format!(
-            "{base}/rest/orgs/{}?version=2024-10-15",
-            b["org_id"].as_str().unwrap()
-        ))
-        .header(
-            "authorization",
-            format!("token {}", b["token"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let org_url = format!(
+        "{base}/rest/orgs/{}?version=2024-10-15",
+        b["org_id"].as_str().unwrap()
+    );
+    let org = get_json(&http, &org_url, token).await;
     assert_eq!(org["data"]["attributes"]["group_id"], b["group_id"]);
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -287,17 +284,12 @@ async fn demo_serves_tenants_and_generates_events() {
     // settings edits and ingested project events show up.
     let mut seen = HashSet::new();
     for _ in 0..200 {
-        let page: Value = http
-            .get(format!(
-                "{url}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=100"
-            ))
-            .header("authorization", format!("token {token}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = get_json(
+            &http,
+            &format!("{url}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=100"),
+            &token,
+        )
+        .await;
         for item in page["data"]["items"].as_array().unwrap() {
             seen.insert(item["event"].as_str().unwrap().to_owned());
         }
