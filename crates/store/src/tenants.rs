@@ -222,7 +222,8 @@ impl Store {
                     Role::GroupAdmin,
                     actor,
                 )
-                .await?,
+                .await?
+                .1,
             );
         }
         insert_events(&mut tx, self.backend, &events).await?;
@@ -346,7 +347,11 @@ impl Store {
             json!({"orgPublicId": org.id, "name": org.name, "slug": org.slug, "groupPublicId": group}),
         )];
         if let (None, Some(user)) = (group, actor.user_id) {
-            events.push(grant(&mut tx, Scope::Org(org.id), user, Role::OrgAdmin, actor).await?);
+            events.push(
+                grant(&mut tx, Scope::Org(org.id), user, Role::OrgAdmin, actor)
+                    .await?
+                    .1,
+            );
         }
         insert_events(&mut tx, self.backend, &events).await?;
         tx.commit().await?;
@@ -459,17 +464,9 @@ impl Store {
         .transpose()?
         .ok_or(StoreError::NotFound("user"))?;
         scope_exists(&mut tx, scope).await?;
-        let ev = grant(&mut tx, scope, user, role, actor).await?;
+        let (id, ev) = grant(&mut tx, scope, user, role, actor).await?;
         let stored = insert_events(&mut tx, self.backend, std::slice::from_ref(&ev)).await?;
         tx.commit().await?;
-        let id = serde_json::from_str::<Value>(&stored[0].content)
-            .ok()
-            .and_then(|c| {
-                c["membershipPublicId"]
-                    .as_str()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-            })
-            .ok_or(StoreError::Corrupt("membership event".into()))?;
         Ok(Member {
             id,
             user_id: user,
@@ -569,14 +566,15 @@ fn scope_parts(scope: Scope) -> Result<(&'static str, Uuid, &'static str), Store
     }
 }
 
-/// Inserts a membership row and returns its audit event (not yet appended).
+/// Inserts a membership row and returns its ID and its audit event (not yet
+/// appended).
 async fn grant(
     conn: &mut AnyConnection,
     scope: Scope,
     user: Uuid,
     role: Role,
     actor: &Actor,
-) -> Result<auditlake_core::NewEvent, StoreError> {
+) -> Result<(Uuid, auditlake_core::NewEvent), StoreError> {
     let (kind, id, _) = scope_parts(scope)?;
     if (kind == "group") == role.is_org_role() {
         return Err(StoreError::Invalid(format!(
@@ -619,7 +617,7 @@ async fn grant(
     // The membership and its event share one time, so `Member::created_us`
     // (taken from the event) matches the stored membership.
     ev.created_us = now;
-    Ok(ev)
+    Ok((membership, ev))
 }
 
 /// `NotFound` unless the group or org behind `scope` exists.
