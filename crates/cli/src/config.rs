@@ -32,6 +32,16 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// See `--listen`.
     pub listen: Option<String>,
+    /// See `--lake-listen`.
+    pub lake_listen: Option<String>,
+    /// See `--lake-dir`.
+    pub lake_dir: Option<PathBuf>,
+    /// See `--lake-access-key-id`.
+    pub lake_access_key_id: Option<String>,
+    /// See `--lake-secret-access-key`.
+    pub lake_secret_access_key: Option<String>,
+    /// See `--lake-account-id`.
+    pub lake_account_id: Option<String>,
 }
 
 impl FileConfig {
@@ -47,6 +57,14 @@ impl FileConfig {
 }
 
 impl DbArgs {
+    /// The data directory: flag, environment, file, or `./data`.
+    pub fn data_dir(&self, file: &FileConfig) -> PathBuf {
+        self.data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"))
+    }
+
     /// The resolved database URL, creating the data directory for SQLite.
     pub fn resolve(&self, file: &FileConfig) -> anyhow::Result<String> {
         if let Some(url) = self
@@ -56,11 +74,7 @@ impl DbArgs {
         {
             return Ok(url);
         }
-        let dir = self
-            .data_dir
-            .clone()
-            .or_else(|| file.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("./data"));
+        let dir = self.data_dir(file);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         Ok(format!("sqlite://{}", dir.join("auditlake.db").display()))

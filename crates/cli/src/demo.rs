@@ -19,6 +19,7 @@ use auditlake_core::{Actor, Role, Scope};
 use auditlake_store::{Page, Store};
 
 use crate::config::{DbArgs, FileConfig};
+use crate::lake::LakeOptions;
 use crate::serve::{open_store, serve_on};
 
 /// Flags of `demo`.
@@ -33,6 +34,8 @@ pub struct DemoArgs {
     /// Actions per second the demo users perform (0: none)
     #[arg(long, default_value_t = 2.0)]
     rate: f64,
+    #[command(flatten)]
+    lake: LakeOptions,
 }
 
 const ADMIN_EMAIL: &str = "admin@demo.auditlake.test";
@@ -132,12 +135,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let store = open_store(&db, &FileConfig::default()).await?;
     let world = world(&store).await?;
+    let file = FileConfig::default();
+    let lake = args.lake.open(&file, &args.data_dir).await?;
+    let lake_listen = args.lake.listen(&file);
     let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
     let server = tokio::spawn({
         let store = store.clone();
         let listen = args.listen.clone();
         async move {
-            serve_on(store, &listen, move |addr| {
+            serve_on(store, &listen, Some((lake, lake_listen)), move |addr| {
                 let _ = tx.send(addr);
             })
             .await

@@ -4,6 +4,7 @@
 mod admin;
 mod config;
 mod demo;
+mod lake;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Administrative commands (users, groups, tokens)
     Admin(admin::AdminArgs),
+    /// The local CloudTrail Lake: serve it alone, query it, set up a channel
+    Lake(lake::LakeArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -61,6 +64,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Admin(args) => admin::run(args).await,
+        Command::Lake(args) => lake::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

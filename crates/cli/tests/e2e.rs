@@ -30,7 +30,14 @@ fn bootstrap(url: &str) -> Value {
 /// announced that it listens.
 fn serve(url: &str) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-lake",
+            "--database-url",
+            url,
+        ])
         .env("AUDITLAKE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -256,6 +263,8 @@ async fn demo_serves_tenants_and_generates_events() {
         .args([
             "demo",
             "--listen",
+            "127.0.0.1:0",
+            "--lake-listen",
             "127.0.0.1:0",
             "--rate",
             "50",

@@ -1,0 +1,462 @@
+//! `auditlake lake ...` and the lake listener that `serve` and `demo` start
+//! beside the API.
+//!
+//! The client commands (`query`, `setup`) talk to a running lake over HTTP
+//! with the official AWS SDK, exactly as any CloudTrail Lake script would;
+//! they read the same credentials the server uses (flags, environment,
+//! config file, or the key the lake generated in its directory).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use aws_sdk_cloudtrail as ct;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use auditlake_lake::{AccessKey, Lake, LakeConfig};
+
+use crate::admin::print;
+use crate::config::FileConfig;
+
+/// Where the lake lives and which key it accepts.
+#[derive(Debug, Clone, Args)]
+pub struct LakeOptions {
+    /// Address of the lake listener (CloudTrail Lake API) [default: 127.0.0.1:8081]
+    #[arg(long, env = "AUDITLAKE_LAKE_LISTEN")]
+    pub lake_listen: Option<String>,
+    /// Directory of the lake's catalog and Parquet files [default: <data-dir>/lake]
+    #[arg(long, env = "AUDITLAKE_LAKE_DIR")]
+    pub lake_dir: Option<PathBuf>,
+    /// Access key ID the lake accepts (with the secret and account below)
+    #[arg(long, env = "AUDITLAKE_LAKE_ACCESS_KEY_ID")]
+    pub lake_access_key_id: Option<String>,
+    /// Secret of that key
+    #[arg(long, env = "AUDITLAKE_LAKE_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub lake_secret_access_key: Option<String>,
+    /// 12-digit account ID of that key
+    #[arg(long, env = "AUDITLAKE_LAKE_ACCOUNT_ID")]
+    pub lake_account_id: Option<String>,
+}
+
+impl LakeOptions {
+    /// The listen address.
+    pub fn listen(&self, file: &FileConfig) -> String {
+        self.lake_listen
+            .clone()
+            .or_else(|| file.lake_listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8081".to_owned())
+    }
+
+    /// The lake directory, under `data_dir` unless given.
+    pub fn dir(&self, file: &FileConfig, data_dir: &Path) -> PathBuf {
+        self.lake_dir
+            .clone()
+            .or_else(|| file.lake_dir.clone())
+            .unwrap_or_else(|| data_dir.join("lake"))
+    }
+
+    /// The configured key, if any part of one is given.
+    pub fn key(&self, file: &FileConfig) -> anyhow::Result<Option<AccessKey>> {
+        let id = self
+            .lake_access_key_id
+            .clone()
+            .or_else(|| file.lake_access_key_id.clone());
+        let secret = self
+            .lake_secret_access_key
+            .clone()
+            .or_else(|| file.lake_secret_access_key.clone());
+        let account = self
+            .lake_account_id
+            .clone()
+            .or_else(|| file.lake_account_id.clone());
+        match (id, secret, account) {
+            (None, None, None) => Ok(None),
+            (Some(access_key_id), Some(secret_access_key), Some(account_id)) => {
+                let key = AccessKey {
+                    access_key_id,
+                    secret_access_key,
+                    account_id,
+                };
+                key.validate()
+                    .map_err(|e| anyhow::anyhow!("lake key: {e}"))?;
+                Ok(Some(key))
+            }
+            _ => anyhow::bail!(
+                "a lake key needs all three of access key ID, secret access key and account ID"
+            ),
+        }
+    }
+
+    /// Opens the lake.
+    pub async fn open(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<Lake> {
+        let dir = self.dir(file, data_dir);
+        let mut config = LakeConfig::new(&dir);
+        config.keys = self.key(file)?.into_iter().collect();
+        let lake = Lake::open(config)
+            .await
+            .with_context(|| format!("opening the lake in {}", dir.display()))?;
+        if let Some(path) = lake.generated_key_file() {
+            println!("auditlake lake credentials: {}", path.display());
+        }
+        Ok(lake)
+    }
+
+    /// The key a client command signs with.
+    fn client_key(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<AccessKey> {
+        if let Some(key) = self.key(file)? {
+            return Ok(key);
+        }
+        let path = self
+            .dir(file, data_dir)
+            .join(auditlake_lake::keys::GENERATED_KEY_FILE);
+        let text = std::fs::read(&path).with_context(|| {
+            format!(
+                "no lake key configured and none generated at {} (start the lake once, or set AUDITLAKE_LAKE_ACCESS_KEY_ID and friends)",
+                path.display()
+            )
+        })?;
+        serde_json::from_slice(&text).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+/// Serves the lake on `listener` until `shutdown`, with the maintenance
+/// task (flush, compaction, retention) beside it.
+pub async fn serve_lake(
+    lake: Lake,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    println!("auditlake lake listening on http://{addr}");
+    let maintenance = lake.spawn_maintenance(Duration::from_secs(5));
+    auditlake_lake::server::serve(listener, lake.clone(), shutdown).await?;
+    maintenance.abort();
+    lake.close().await;
+    Ok(())
+}
+
+/// Flags of `lake`.
+#[derive(Debug, Args)]
+pub struct LakeArgs {
+    #[command(flatten)]
+    lake: LakeOptions,
+    /// Directory for state [default: ./data]
+    #[arg(long, env = "AUDITLAKE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file
+    #[arg(long, env = "AUDITLAKE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: LakeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LakeCommand {
+    /// Run the lake alone
+    Serve {
+        /// Address to listen on [default: --lake-listen, or 127.0.0.1:8081]
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Run a CloudTrail Lake SQL query against a running lake and print the rows
+    Query {
+        /// The statement, e.g. "select eventtime from <store id> limit 10"
+        sql: String,
+        /// The lake's URL [default: http://<--lake-listen>]
+        #[arg(long, env = "AUDITLAKE_LAKE_ENDPOINT")]
+        endpoint: Option<String>,
+    },
+    /// Create an event data store, a channel into it and the channel's
+    /// policy for an External ID, as the AWS console's integration flow does
+    Setup {
+        /// The External ID: the Organization ID or Group ID that will send
+        #[arg(long)]
+        external_id: String,
+        /// Name of the channel (the store is named <name>-store)
+        #[arg(long, default_value = "auditlake")]
+        name: String,
+        /// Account allowed to send, besides the lake's own [default: the lake's account]
+        #[arg(long)]
+        partner_account: Option<String>,
+        /// Days the store keeps events (7-3653)
+        #[arg(long, default_value_t = 2557)]
+        retention_days: i32,
+        /// The lake's URL [default: http://<--lake-listen>]
+        #[arg(long, env = "AUDITLAKE_LAKE_ENDPOINT")]
+        endpoint: Option<String>,
+    },
+    /// Print the lake's access key as environment variables for the AWS CLI and SDKs
+    Credentials,
+}
+
+/// Runs `lake ...`.
+pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(args.config.as_deref())?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let endpoint = |given: Option<String>| {
+        given.unwrap_or_else(|| format!("http://{}", args.lake.listen(&file)))
+    };
+    match args.command {
+        LakeCommand::Serve { listen } => {
+            let lake = args.lake.open(&file, &data_dir).await?;
+            let listen = listen.unwrap_or_else(|| args.lake.listen(&file));
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the lake: {e}"))?;
+            serve_lake(lake, listener, crate::serve::shutdown_signal()).await
+        }
+        LakeCommand::Query { sql, endpoint: e } => {
+            let key = args.lake.client_key(&file, &data_dir)?;
+            let client = client(&endpoint(e), &key);
+            query(&client, &sql, args.json).await
+        }
+        LakeCommand::Setup {
+            external_id,
+            name,
+            partner_account,
+            retention_days,
+            endpoint: e,
+        } => {
+            let key = args.lake.client_key(&file, &data_dir)?;
+            let client = client(&endpoint(e), &key);
+            let partner = partner_account.unwrap_or_else(|| key.account_id.clone());
+            let out = setup(&client, &name, &external_id, &partner, retention_days).await?;
+            print(&out, args.json);
+            Ok(())
+        }
+        LakeCommand::Credentials => {
+            let key = args.lake.client_key(&file, &data_dir)?;
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key, "account_id": key.account_id})
+                );
+            } else {
+                println!("export AWS_ACCESS_KEY_ID={}", key.access_key_id);
+                println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
+                println!("export AWS_REGION=us-east-1");
+                println!("# account ID: {}", key.account_id);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A CloudTrail client for the lake at `endpoint`.
+pub fn client(endpoint: &str, key: &AccessKey) -> ct::Client {
+    let creds = ct::config::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "auditlake",
+    );
+    let conf = ct::Config::builder()
+        .behavior_version(ct::config::BehaviorVersion::latest())
+        .region(ct::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .build();
+    ct::Client::from_conf(conf)
+}
+
+fn sdk_error<E>(what: &str, err: ct::error::SdkError<E>) -> anyhow::Error
+where
+    E: ct::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match err.as_service_error() {
+        Some(e) => anyhow::anyhow!(
+            "{what}: {}: {}",
+            e.code().unwrap_or("error"),
+            e.message().unwrap_or("")
+        ),
+        None => anyhow::anyhow!("{what}: {}", ct::error::DisplayErrorContext(&err)),
+    }
+}
+
+/// Runs `sql`, showing its state on a terminal, and prints the rows.
+async fn query(client: &ct::Client, sql: &str, as_json: bool) -> anyhow::Result<()> {
+    use ct::types::QueryStatus;
+    let started = Instant::now();
+    let id = client
+        .start_query()
+        .query_statement(sql)
+        .send()
+        .await
+        .map_err(|e| sdk_error("StartQuery", e))?
+        .query_id
+        .context("StartQuery answered without a QueryId")?;
+    let tty = std::io::stderr().is_terminal();
+    let mut delay = Duration::from_millis(20);
+    let described = loop {
+        let d = client
+            .describe_query()
+            .query_id(&id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeQuery", e))?;
+        let status = d.query_status().cloned();
+        if tty {
+            eprint!(
+                "\r{} {:.1}s ",
+                status.as_ref().map_or("?", |s| s.as_str()),
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        }
+        match status {
+            Some(QueryStatus::Queued | QueryStatus::Running) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            _ => break d,
+        }
+    };
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    if described.query_status() != Some(&QueryStatus::Finished) {
+        anyhow::bail!(
+            "query {id} {}: {}",
+            described.query_status().map_or("?", |s| s.as_str()),
+            described.error_message().unwrap_or("")
+        );
+    }
+    let mut columns: Vec<String> = Vec::new();
+    let mut rows: Vec<Vec<Option<String>>> = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .get_query_results()
+            .query_id(&id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetQueryResults", e))?;
+        for row in page.query_result_rows() {
+            let mut cells = Vec::with_capacity(row.len());
+            for (i, col) in row.iter().enumerate() {
+                let (name, value) = col
+                    .iter()
+                    .next()
+                    .map_or((None, None), |(k, v)| (Some(k), Some(v.clone())));
+                if columns.len() <= i {
+                    columns.push(name.cloned().unwrap_or_default());
+                }
+                cells.push(value);
+            }
+            rows.push(cells);
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    if as_json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::Value::Object(
+                    columns
+                        .iter()
+                        .zip(r)
+                        .map(|(c, v)| (c.clone(), json!(v)))
+                        .collect(),
+                )
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_header(columns.clone());
+        for r in &rows {
+            table.add_row(r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())));
+        }
+        println!("{table}");
+        eprintln!(
+            "{} row(s) in {:.2}s",
+            rows.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The local equivalent of the console's "add integration" flow.
+async fn setup(
+    client: &ct::Client,
+    name: &str,
+    external_id: &str,
+    partner_account: &str,
+    retention_days: i32,
+) -> anyhow::Result<serde_json::Value> {
+    let selector = ct::types::AdvancedEventSelector::builder()
+        .name("Integration events")
+        .field_selectors(
+            ct::types::AdvancedFieldSelector::builder()
+                .field("eventCategory")
+                .equals("ActivityAuditLog")
+                .build()?,
+        )
+        .build()?;
+    let store = client
+        .create_event_data_store()
+        .name(format!("{name}-store"))
+        .advanced_event_selectors(selector)
+        .retention_period(retention_days)
+        .send()
+        .await
+        .map_err(|e| sdk_error("CreateEventDataStore", e))?;
+    let store_arn = store
+        .event_data_store_arn()
+        .context("no store ARN")?
+        .to_owned();
+    let channel = client
+        .create_channel()
+        .name(name)
+        .source("auditlake")
+        .destinations(
+            ct::types::Destination::builder()
+                .r#type(ct::types::DestinationType::EventDataStore)
+                .location(&store_arn)
+                .build()?,
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_error("CreateChannel", e))?;
+    let channel_arn = channel.channel_arn().context("no channel ARN")?.to_owned();
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ChannelPolicy",
+            "Effect": "Allow",
+            "Principal": {"AWS": [format!("arn:aws:iam::{partner_account}:root")]},
+            "Action": "cloudtrail-data:PutAuditEvents",
+            "Resource": channel_arn,
+            "Condition": {"StringEquals": {"cloudtrail:ExternalId": external_id}}
+        }]
+    });
+    client
+        .put_resource_policy()
+        .resource_arn(&channel_arn)
+        .resource_policy(policy.to_string())
+        .send()
+        .await
+        .map_err(|e| sdk_error("PutResourcePolicy", e))?;
+    Ok(json!({
+        "channel_arn": channel_arn,
+        "event_data_store_id": store_arn.rsplit('/').next().unwrap_or_default(),
+        "event_data_store_arn": store_arn,
+        "external_id": external_id,
+    }))
+}

@@ -1,0 +1,949 @@
+//! The lake's catalog: event data stores, channels and their policies,
+//! queries, the per-channel `id` index that makes retries idempotent, the
+//! buffer of acknowledged events not yet in Parquet, and the list of
+//! Parquet files. One SQLite database in the lake directory.
+//!
+//! Every acknowledged `PutAuditEvents` entry is committed here (WAL,
+//! `synchronous=NORMAL`: a committed transaction survives a crash of the
+//! process) before the answer goes out; `storage` moves it to Parquet
+//! later and drops it from the buffer in the transaction that lists the
+//! new file.
+
+use std::path::Path;
+use std::str::FromStr as _;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row as _, SqlitePool};
+
+use crate::error::{LakeError, Result};
+use crate::record::Record;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS event_data_stores (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    retention_days INTEGER NOT NULL,
+    termination_protection INTEGER NOT NULL,
+    multi_region INTEGER NOT NULL,
+    organization INTEGER NOT NULL,
+    billing_mode TEXT NOT NULL,
+    selectors TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS event_data_stores_name ON event_data_stores (account, name);
+CREATE TABLE IF NOT EXISTS channels (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    destinations TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    policy TEXT,
+    created_ms INTEGER NOT NULL,
+    success_ms INTEGER,
+    success_event TEXT,
+    attempt_ms INTEGER,
+    attempt_event TEXT,
+    error_code TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS channels_name ON channels (account, name);
+CREATE TABLE IF NOT EXISTS channel_ids (
+    channel TEXT NOT NULL,
+    id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (channel, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    store TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_store ON pending (store, seq);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    store TEXT NOT NULL,
+    day TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_store ON files (store, day);
+CREATE TABLE IF NOT EXISTS queries (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    stores TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    error TEXT,
+    events_scanned INTEGER NOT NULL DEFAULT 0,
+    bytes_scanned INTEGER NOT NULL DEFAULT 0,
+    exec_ms INTEGER NOT NULL DEFAULT 0,
+    result_count INTEGER NOT NULL DEFAULT 0,
+    results TEXT
+);
+CREATE INDEX IF NOT EXISTS queries_account ON queries (account, created_ms);
+"#;
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// An event data store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDataStore {
+    /// UUID; what SQL names after `FROM`.
+    pub id: String,
+    /// Owning account.
+    pub account: String,
+    /// Region it was created in.
+    pub region: String,
+    /// Unique per account.
+    pub name: String,
+    /// `ENABLED`, `STOPPED_INGESTION` or `PENDING_DELETION`.
+    pub status: String,
+    /// Days events are kept.
+    pub retention_days: i64,
+    /// Whether deletion is refused.
+    pub termination_protection: bool,
+    /// Echoed `MultiRegionEnabled`.
+    pub multi_region: bool,
+    /// Echoed `OrganizationEnabled`.
+    pub organization: bool,
+    /// `EXTENDABLE_RETENTION_PRICING` or `FIXED_RETENTION_PRICING`.
+    pub billing_mode: String,
+    /// `AdvancedEventSelectors` as JSON.
+    pub selectors: serde_json::Value,
+    /// Tags as JSON.
+    pub tags: serde_json::Value,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+    /// Last changed, ms since the epoch.
+    pub updated_ms: i64,
+}
+
+/// Where a channel delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Destination {
+    /// `EVENT_DATA_STORE`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The event data store's ARN.
+    pub location: String,
+}
+
+/// A channel's `IngestionStatus`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestionStatus {
+    /// Last call that stored at least one event.
+    pub success_ms: Option<i64>,
+    /// An event ID of that call.
+    pub success_event: Option<String>,
+    /// Last call, successful or not.
+    pub attempt_ms: Option<i64>,
+    /// An event ID of that call, when it got one.
+    pub attempt_event: Option<String>,
+    /// Error code of the last failed entry or call.
+    pub error_code: Option<String>,
+}
+
+/// A channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    /// UUID.
+    pub id: String,
+    /// Owning account.
+    pub account: String,
+    /// Region it was created in.
+    pub region: String,
+    /// Unique per account.
+    pub name: String,
+    /// `Source`, e.g. the product name.
+    pub source: String,
+    /// Event data stores it feeds.
+    pub destinations: Vec<Destination>,
+    /// Tags as JSON.
+    pub tags: serde_json::Value,
+    /// Resource policy document, as sent.
+    pub policy: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+    /// Latest ingestion outcome.
+    pub ingestion: IngestionStatus,
+}
+
+/// A Parquet file of one store and day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// Object-store path.
+    pub path: String,
+    /// Store it belongs to.
+    pub store: String,
+    /// `YYYY-MM-DD` of its events.
+    pub day: String,
+    /// Events in it.
+    pub rows: i64,
+    /// Its size.
+    pub bytes: i64,
+}
+
+/// A query's lifecycle state, as `QueryStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QueryStatus {
+    /// Waiting for a slot.
+    Queued,
+    /// Executing.
+    Running,
+    /// Results are ready.
+    Finished,
+    /// The query failed; see its error.
+    Failed,
+    /// Cancelled by `CancelQuery`.
+    Cancelled,
+    /// Ran past the timeout.
+    TimedOut,
+}
+
+impl QueryStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+            Self::TimedOut => "TIMED_OUT",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "QUEUED" => Self::Queued,
+            "RUNNING" => Self::Running,
+            "FINISHED" => Self::Finished,
+            "FAILED" => Self::Failed,
+            "CANCELLED" => Self::Cancelled,
+            "TIMED_OUT" => Self::TimedOut,
+            _ => return None,
+        })
+    }
+
+    /// Whether the query can still change.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// A query's row in the catalog (results are read separately).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRow {
+    /// UUID.
+    pub id: String,
+    /// Account that started it.
+    pub account: String,
+    /// Store IDs it reads.
+    pub stores: Vec<String>,
+    /// The SQL as sent.
+    pub statement: String,
+    /// State.
+    pub status: QueryStatus,
+    /// Started, ms since the epoch.
+    pub created_ms: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Events in the files it read.
+    pub events_scanned: i64,
+    /// Bytes of the files it read.
+    pub bytes_scanned: i64,
+    /// Run time.
+    pub exec_ms: i64,
+    /// Result rows.
+    pub result_count: i64,
+}
+
+/// One accepted entry of a `PutAuditEvents` call, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The source's `id`.
+    pub id: String,
+    /// The record, stored once per destination store.
+    pub record: Record,
+}
+
+/// Outcome of storing one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The source's `id`.
+    pub id: String,
+    /// The lake's `eventID`: the original one when `id` was seen before.
+    pub event_id: String,
+    /// Whether this was a repeat of an earlier call's entry.
+    pub duplicate: bool,
+}
+
+/// The catalog database.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: SqlitePool,
+}
+
+fn b(v: bool) -> i64 {
+    i64::from(v)
+}
+
+fn store_from(row: &sqlx::sqlite::SqliteRow) -> Result<EventDataStore> {
+    Ok(EventDataStore {
+        id: row.try_get("id")?,
+        account: row.try_get("account")?,
+        region: row.try_get("region")?,
+        name: row.try_get("name")?,
+        status: row.try_get("status")?,
+        retention_days: row.try_get("retention_days")?,
+        termination_protection: row.try_get::<i64, _>("termination_protection")? != 0,
+        multi_region: row.try_get::<i64, _>("multi_region")? != 0,
+        organization: row.try_get::<i64, _>("organization")? != 0,
+        billing_mode: row.try_get("billing_mode")?,
+        selectors: serde_json::from_str(row.try_get("selectors")?)?,
+        tags: serde_json::from_str(row.try_get("tags")?)?,
+        created_ms: row.try_get("created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+fn channel_from(row: &sqlx::sqlite::SqliteRow) -> Result<Channel> {
+    Ok(Channel {
+        id: row.try_get("id")?,
+        account: row.try_get("account")?,
+        region: row.try_get("region")?,
+        name: row.try_get("name")?,
+        source: row.try_get("source")?,
+        destinations: serde_json::from_str(row.try_get("destinations")?)?,
+        tags: serde_json::from_str(row.try_get("tags")?)?,
+        policy: row.try_get("policy")?,
+        created_ms: row.try_get("created_ms")?,
+        ingestion: IngestionStatus {
+            success_ms: row.try_get("success_ms")?,
+            success_event: row.try_get("success_event")?,
+            attempt_ms: row.try_get("attempt_ms")?,
+            attempt_event: row.try_get("attempt_event")?,
+            error_code: row.try_get("error_code")?,
+        },
+    })
+}
+
+fn query_from(row: &sqlx::sqlite::SqliteRow) -> Result<QueryRow> {
+    let status: String = row.try_get("status")?;
+    Ok(QueryRow {
+        id: row.try_get("id")?,
+        account: row.try_get("account")?,
+        stores: serde_json::from_str(row.try_get("stores")?)?,
+        statement: row.try_get("statement")?,
+        status: QueryStatus::parse(&status).unwrap_or(QueryStatus::Failed),
+        created_ms: row.try_get("created_ms")?,
+        error: row.try_get("error")?,
+        events_scanned: row.try_get("events_scanned")?,
+        bytes_scanned: row.try_get("bytes_scanned")?,
+        exec_ms: row.try_get("exec_ms")?,
+        result_count: row.try_get("result_count")?,
+    })
+}
+
+/// Whether a database error is a uniqueness violation.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Catalog {
+    /// Opens (creating) the catalog in `dir`. Queries that were running when
+    /// the process stopped are marked failed: their task is gone.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let url = format!("sqlite://{}", dir.join("catalog.db").display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        // One connection: writes are serialised anyway, and it keeps the
+        // ingest path free of lock retries.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::query(
+            "UPDATE queries SET status = 'FAILED', error = 'The lake restarted while the query ran; start it again.' \
+             WHERE status IN ('QUEUED', 'RUNNING')",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the database.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // --- event data stores -------------------------------------------------
+
+    /// Inserts a store; `EventDataStoreAlreadyExistsException` on a taken name.
+    pub async fn insert_store(&self, s: &EventDataStore) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO event_data_stores (id, account, region, name, status, retention_days, \
+             termination_protection, multi_region, organization, billing_mode, selectors, tags, \
+             created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.account)
+        .bind(&s.region)
+        .bind(&s.name)
+        .bind(&s.status)
+        .bind(s.retention_days)
+        .bind(b(s.termination_protection))
+        .bind(b(s.multi_region))
+        .bind(b(s.organization))
+        .bind(&s.billing_mode)
+        .bind(s.selectors.to_string())
+        .bind(s.tags.to_string())
+        .bind(s.created_ms)
+        .bind(s.updated_ms)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => Err(LakeError::bad(
+                "EventDataStoreAlreadyExistsException",
+                format!("An event data store named {} already exists.", s.name),
+            )),
+            r => r.map(drop).map_err(Into::into),
+        }
+    }
+
+    /// Writes every mutable field of a store back.
+    pub async fn update_store(&self, s: &EventDataStore) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE event_data_stores SET name = ?, status = ?, retention_days = ?, \
+             termination_protection = ?, multi_region = ?, organization = ?, billing_mode = ?, \
+             selectors = ?, updated_ms = ? WHERE id = ?",
+        )
+        .bind(&s.name)
+        .bind(&s.status)
+        .bind(s.retention_days)
+        .bind(b(s.termination_protection))
+        .bind(b(s.multi_region))
+        .bind(b(s.organization))
+        .bind(&s.billing_mode)
+        .bind(s.selectors.to_string())
+        .bind(s.updated_ms)
+        .bind(&s.id)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => Err(LakeError::bad(
+                "EventDataStoreAlreadyExistsException",
+                format!("An event data store named {} already exists.", s.name),
+            )),
+            r => r.map(drop).map_err(Into::into),
+        }
+    }
+
+    /// The store with this ID in this account.
+    pub async fn store(&self, account: &str, id: &str) -> Result<Option<EventDataStore>> {
+        sqlx::query("SELECT * FROM event_data_stores WHERE id = ? AND account = ?")
+            .bind(id)
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(store_from)
+            .transpose()
+    }
+
+    /// An account's stores, oldest first.
+    pub async fn stores(&self, account: &str) -> Result<Vec<EventDataStore>> {
+        sqlx::query("SELECT * FROM event_data_stores WHERE account = ? ORDER BY created_ms, id")
+            .bind(account)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(store_from)
+            .collect()
+    }
+
+    /// Every store of every account (for retention).
+    pub async fn all_stores(&self) -> Result<Vec<EventDataStore>> {
+        sqlx::query("SELECT * FROM event_data_stores ORDER BY created_ms, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(store_from)
+            .collect()
+    }
+
+    /// Removes a store and its catalog entries; returns its files so the
+    /// caller can delete them.
+    pub async fn purge_store(&self, id: &str) -> Result<Vec<DataFile>> {
+        let mut tx = self.pool.begin().await?;
+        let files = sqlx::query("SELECT * FROM files WHERE store = ?")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(file_from)
+            .collect::<Result<Vec<_>>>()?;
+        for sql in [
+            "DELETE FROM files WHERE store = ?",
+            "DELETE FROM pending WHERE store = ?",
+            "DELETE FROM event_data_stores WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(files)
+    }
+
+    // --- channels ----------------------------------------------------------
+
+    /// Inserts a channel; `ChannelAlreadyExistsException` on a taken name.
+    pub async fn insert_channel(&self, c: &Channel) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO channels (id, account, region, name, source, destinations, tags, policy, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.account)
+        .bind(&c.region)
+        .bind(&c.name)
+        .bind(&c.source)
+        .bind(serde_json::to_string(&c.destinations)?)
+        .bind(c.tags.to_string())
+        .bind(&c.policy)
+        .bind(c.created_ms)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => Err(channel_exists(&c.name)),
+            r => r.map(drop).map_err(Into::into),
+        }
+    }
+
+    /// Writes a channel's name, destinations and policy back.
+    pub async fn update_channel(&self, c: &Channel) -> Result<()> {
+        let r =
+            sqlx::query("UPDATE channels SET name = ?, destinations = ?, policy = ? WHERE id = ?")
+                .bind(&c.name)
+                .bind(serde_json::to_string(&c.destinations)?)
+                .bind(&c.policy)
+                .bind(&c.id)
+                .execute(&self.pool)
+                .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => Err(channel_exists(&c.name)),
+            r => r.map(drop).map_err(Into::into),
+        }
+    }
+
+    /// The channel with this ID in this account.
+    pub async fn channel(&self, account: &str, id: &str) -> Result<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE id = ? AND account = ?")
+            .bind(id)
+            .bind(account)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(channel_from)
+            .transpose()
+    }
+
+    /// The channel with this ID, whichever account owns it (data plane:
+    /// a partner writes to a channel of another account).
+    pub async fn channel_any_account(&self, id: &str) -> Result<Option<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(channel_from)
+            .transpose()
+    }
+
+    /// An account's channels, oldest first.
+    pub async fn channels(&self, account: &str) -> Result<Vec<Channel>> {
+        sqlx::query("SELECT * FROM channels WHERE account = ? ORDER BY created_ms, id")
+            .bind(account)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(channel_from)
+            .collect()
+    }
+
+    /// Deletes a channel and its `id` index.
+    pub async fn delete_channel(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM channel_ids WHERE channel = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM channels WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a call that stored nothing (every entry failed).
+    pub async fn record_failed_attempt(&self, channel: &str, error_code: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE channels SET attempt_ms = ?, attempt_event = NULL, error_code = ? WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(error_code)
+        .bind(channel)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // --- ingest ------------------------------------------------------------
+
+    /// Stores the accepted entries of one call in one transaction: entries
+    /// whose `id` the channel has seen answer with their original
+    /// `eventID` and are not stored again. `stores` are the channel's
+    /// destination store IDs. `error_code` is the call's first entry error.
+    pub async fn ingest(
+        &self,
+        channel: &str,
+        stores: &[String],
+        entries: Vec<NewEntry>,
+        error_code: Option<&str>,
+    ) -> Result<Vec<Stored>> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut fresh = std::collections::HashSet::new();
+        if !entries.is_empty() {
+            let mut sql = String::from("INSERT INTO channel_ids (channel, id, event_id) VALUES ");
+            for i in 0..entries.len() {
+                sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
+            let mut q = sqlx::query(&sql);
+            for e in &entries {
+                q = q.bind(channel).bind(&e.id).bind(&e.record.event_id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                fresh.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        let mut to_store = Vec::with_capacity(entries.len());
+        for e in entries {
+            if fresh.contains(&e.id) {
+                out.push(Stored {
+                    id: e.id.clone(),
+                    event_id: e.record.event_id.clone(),
+                    duplicate: false,
+                });
+                to_store.push(e.record);
+            } else {
+                let event_id: String = sqlx::query_scalar(
+                    "SELECT event_id FROM channel_ids WHERE channel = ? AND id = ?",
+                )
+                .bind(channel)
+                .bind(&e.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                out.push(Stored {
+                    id: e.id,
+                    event_id,
+                    duplicate: true,
+                });
+            }
+        }
+        if !to_store.is_empty() && !stores.is_empty() {
+            let rows: Vec<(String, &str)> = to_store
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flat_map(|json| stores.iter().map(move |s| (json.clone(), s.as_str())))
+                .collect();
+            for chunk in rows.chunks(400) {
+                let mut sql = String::from("INSERT INTO pending (store, record) VALUES ");
+                for i in 0..chunk.len() {
+                    sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+                }
+                let mut q = sqlx::query(&sql);
+                for (json, store) in chunk {
+                    q = q.bind(*store).bind(json);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        let last = out.last().map(|s| s.event_id.clone());
+        sqlx::query(
+            "UPDATE channels SET attempt_ms = ?, attempt_event = ?, \
+             success_ms = CASE WHEN ? IS NULL THEN success_ms ELSE ? END, \
+             success_event = COALESCE(?, success_event), error_code = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(&last)
+        .bind(&last)
+        .bind(now)
+        .bind(&last)
+        .bind(error_code)
+        .bind(channel)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Up to `limit` buffered records of a store, oldest first, with the
+    /// highest sequence number among them.
+    pub async fn pending(&self, store: &str, limit: i64) -> Result<(Vec<Record>, Option<i64>)> {
+        let rows =
+            sqlx::query("SELECT seq, record FROM pending WHERE store = ? ORDER BY seq LIMIT ?")
+                .bind(store)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut max = None;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            max = Some(row.try_get::<i64, _>(0)?);
+            records.push(serde_json::from_str(row.try_get::<&str, _>(1)?)?);
+        }
+        Ok((records, max))
+    }
+
+    /// Stores with buffered records, and how many each has.
+    pub async fn pending_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT store, COUNT(*) FROM pending GROUP BY store")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Lists new files and drops the buffered records they hold, at once.
+    pub async fn commit_flush(
+        &self,
+        store: &str,
+        up_to_seq: i64,
+        files: &[DataFile],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_files(&mut tx, files).await?;
+        sqlx::query("DELETE FROM pending WHERE store = ? AND seq <= ?")
+            .bind(store)
+            .bind(up_to_seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces `old` files with `new` ones at once (compaction).
+    pub async fn swap_files(&self, old: &[DataFile], new: &[DataFile]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for f in old {
+            sqlx::query("DELETE FROM files WHERE path = ?")
+                .bind(&f.path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_files(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The files of a store, by day then age.
+    pub async fn files(&self, store: &str) -> Result<Vec<DataFile>> {
+        sqlx::query("SELECT * FROM files WHERE store = ? ORDER BY day, created_ms, path")
+            .bind(store)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(file_from)
+            .collect()
+    }
+
+    /// Every listed file path (to find files a crash left unlisted).
+    pub async fn all_file_paths(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(sqlx::query_scalar("SELECT path FROM files")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Removes the files of a store older than `day` (exclusive) from the
+    /// list and the buffered records of those days; returns the files.
+    pub async fn expire(
+        &self,
+        store: &str,
+        before_day: &str,
+        before_ms: i64,
+    ) -> Result<Vec<DataFile>> {
+        let mut tx = self.pool.begin().await?;
+        let files = sqlx::query("SELECT * FROM files WHERE store = ? AND day < ?")
+            .bind(store)
+            .bind(before_day)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(file_from)
+            .collect::<Result<Vec<_>>>()?;
+        sqlx::query("DELETE FROM files WHERE store = ? AND day < ?")
+            .bind(store)
+            .bind(before_day)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM pending WHERE store = ? AND CAST(json_extract(record, '$.event_time_ms') AS INTEGER) < ?",
+        )
+        .bind(store)
+        .bind(before_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(files)
+    }
+
+    // --- queries -----------------------------------------------------------
+
+    /// Records a new query as `QUEUED`.
+    pub async fn insert_query(&self, q: &QueryRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO queries (id, account, stores, statement, status, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&q.id)
+        .bind(&q.account)
+        .bind(serde_json::to_string(&q.stores)?)
+        .bind(&q.statement)
+        .bind(q.status.as_str())
+        .bind(q.created_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves an active query to `status`; false when it was no longer
+    /// active (a cancel won the race).
+    pub async fn set_query_status(&self, id: &str, status: QueryStatus) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE queries SET status = ? WHERE id = ? AND status IN ('QUEUED', 'RUNNING')",
+        )
+        .bind(status.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Finishes an active query with its outcome; false when it was no
+    /// longer active.
+    pub async fn finish_query(&self, q: &QueryRow, results: Option<&str>) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE queries SET status = ?, error = ?, events_scanned = ?, bytes_scanned = ?, exec_ms = ?, \
+             result_count = ?, results = ? WHERE id = ? AND status IN ('QUEUED', 'RUNNING')",
+        )
+        .bind(q.status.as_str())
+        .bind(&q.error)
+        .bind(q.events_scanned)
+        .bind(q.bytes_scanned)
+        .bind(q.exec_ms)
+        .bind(q.result_count)
+        .bind(results)
+        .bind(&q.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The query with this ID in this account.
+    pub async fn query(&self, account: &str, id: &str) -> Result<Option<QueryRow>> {
+        sqlx::query(
+            "SELECT id, account, stores, statement, status, created_ms, error, events_scanned, \
+             bytes_scanned, exec_ms, result_count FROM queries WHERE id = ? AND account = ?",
+        )
+        .bind(id)
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(query_from)
+        .transpose()
+    }
+
+    /// A finished query's result rows, as stored JSON.
+    pub async fn query_results(&self, id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT results FROM queries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// An account's queries, newest first.
+    pub async fn queries(&self, account: &str) -> Result<Vec<QueryRow>> {
+        sqlx::query(
+            "SELECT id, account, stores, statement, status, created_ms, error, events_scanned, \
+             bytes_scanned, exec_ms, result_count FROM queries WHERE account = ? ORDER BY created_ms DESC, id",
+        )
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(query_from)
+        .collect()
+    }
+}
+
+fn channel_exists(name: &str) -> LakeError {
+    LakeError::bad(
+        "ChannelAlreadyExistsException",
+        format!("A channel named {name} already exists."),
+    )
+}
+
+fn file_from(row: &sqlx::sqlite::SqliteRow) -> Result<DataFile> {
+    Ok(DataFile {
+        path: row.try_get("path")?,
+        store: row.try_get("store")?,
+        day: row.try_get("day")?,
+        rows: row.try_get("rows")?,
+        bytes: row.try_get("bytes")?,
+    })
+}
+
+async fn insert_files(tx: &mut sqlx::SqliteConnection, files: &[DataFile]) -> Result<()> {
+    let now = now_ms();
+    for f in files {
+        sqlx::query("INSERT INTO files (path, store, day, rows, bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&f.path)
+            .bind(&f.store)
+            .bind(&f.day)
+            .bind(f.rows)
+            .bind(f.bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}

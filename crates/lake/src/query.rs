@@ -1,0 +1,388 @@
+//! Queries: `StartQuery` checks and plans a statement at once (so a bad
+//! statement fails the call, as in CloudTrail Lake), then runs it in the
+//! background with a concurrency limit and a timeout. Results are kept in
+//! the catalog, so `GetQueryResults` pages through them after a restart
+//! too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray as _, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, Mutex, Semaphore};
+
+use crate::catalog::{now_ms, Catalog, QueryRow, QueryStatus};
+use crate::error::{LakeError, Result};
+use crate::record;
+use crate::sql::{self, Prepared};
+use crate::storage::Storage;
+
+/// Limits of the query engine.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Queries running at once; more wait as `QUEUED`.
+    pub max_concurrent: usize,
+    /// A query running longer ends as `TIMED_OUT`.
+    pub timeout: Duration,
+    /// A query producing more rows fails and asks for a `LIMIT`.
+    pub max_result_rows: usize,
+    /// Memory one query may use for sorts, joins and aggregates.
+    pub memory_limit: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            timeout: Duration::from_secs(600),
+            max_result_rows: 1_000_000,
+            memory_limit: 1 << 30,
+        }
+    }
+}
+
+/// A finished query's results as stored: column names and string cells.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResultSet {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Rows of cells; `None` is SQL NULL.
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+/// The query engine.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    catalog: Catalog,
+    storage: Storage,
+    limits: QueryLimits,
+    slots: Arc<Semaphore>,
+    cancels: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
+}
+
+const OBJECTS_URL: &str = "lake://objects/";
+
+fn session(limits: &QueryLimits) -> Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_limit, 1.0)
+        .build_arc()?;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    for f in sql::functions() {
+        ctx.register_udf(f);
+    }
+    Ok(ctx)
+}
+
+fn engine_error(e: datafusion::error::DataFusionError) -> LakeError {
+    LakeError::bad("InvalidQueryStatementException", e.strip_backtrace())
+}
+
+impl Queries {
+    /// An engine over `storage`.
+    pub fn new(catalog: Catalog, storage: Storage, limits: QueryLimits) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            catalog,
+            storage,
+            limits,
+            cancels: Arc::default(),
+        }
+    }
+
+    /// Checks the statement against `account`'s stores and starts it.
+    pub async fn start(&self, account: &str, statement: &str) -> Result<String> {
+        let prepared = sql::prepare(statement)?;
+        for id in &prepared.store_ids {
+            match self.catalog.store(account, id).await? {
+                None => {
+                    return Err(LakeError::bad(
+                        "EventDataStoreNotFoundException",
+                        format!("The event data store {id} does not exist."),
+                    ))
+                }
+                Some(s) if s.status == "PENDING_DELETION" => {
+                    return Err(LakeError::bad(
+                        "InactiveEventDataStoreException",
+                        format!("The event data store {id} is pending deletion."),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        // Plan against empty tables of the right shape, so unknown columns
+        // and type errors fail this call rather than the background run.
+        let ctx = session(&self.limits)?;
+        for id in &prepared.store_ids {
+            let empty = MemTable::try_new(record::schema(), vec![vec![]])?;
+            ctx.register_table(TableReference::bare(id.as_str()), Arc::new(empty))?;
+        }
+        let plan = ctx
+            .state()
+            .statement_to_plan(clone_statement(&prepared))
+            .await
+            .map_err(engine_error)?;
+        read_only().verify_plan(&plan).map_err(engine_error)?;
+
+        let row = QueryRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            account: account.to_owned(),
+            stores: prepared.store_ids.clone(),
+            statement: statement.to_owned(),
+            status: QueryStatus::Queued,
+            created_ms: now_ms(),
+            error: None,
+            events_scanned: 0,
+            bytes_scanned: 0,
+            exec_ms: 0,
+            result_count: 0,
+        };
+        self.catalog.insert_query(&row).await?;
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        self.cancels.lock().await.insert(row.id.clone(), cancel_tx);
+        let this = self.clone();
+        let id = row.id.clone();
+        tokio::spawn(async move {
+            let id = row.id.clone();
+            if let Err(e) = this.run(row, prepared, cancel_rx).await {
+                tracing::error!(query = %id, error = %e, "query bookkeeping failed");
+            }
+            this.cancels.lock().await.remove(&id);
+        });
+        Ok(id)
+    }
+
+    async fn run(
+        &self,
+        mut row: QueryRow,
+        prepared: Prepared,
+        cancel: oneshot::Receiver<()>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let work = async {
+            let _slot = self.slots.acquire().await.expect("semaphore never closed");
+            if !self
+                .catalog
+                .set_query_status(&row.id, QueryStatus::Running)
+                .await?
+            {
+                return Ok(None);
+            }
+            self.execute(&prepared).await.map(Some)
+        };
+        let outcome = tokio::select! {
+            r = work => r,
+            _ = cancel => return Ok(()),
+            _ = tokio::time::sleep(self.limits.timeout) => {
+                row.status = QueryStatus::TimedOut;
+                row.error = Some(format!("The query ran longer than {} seconds.", self.limits.timeout.as_secs()));
+                row.exec_ms = started.elapsed().as_millis() as i64;
+                self.catalog.finish_query(&row, None).await?;
+                return Ok(());
+            }
+        };
+        row.exec_ms = started.elapsed().as_millis() as i64;
+        match outcome {
+            Ok(None) => Ok(()),
+            Ok(Some((results, scanned_rows, scanned_bytes))) => {
+                row.status = QueryStatus::Finished;
+                row.events_scanned = scanned_rows;
+                row.bytes_scanned = scanned_bytes;
+                row.result_count = results.rows.len() as i64;
+                let json = serde_json::to_string(&results)?;
+                self.catalog.finish_query(&row, Some(&json)).await?;
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, LakeError::Aws { .. }) {
+                    tracing::debug!(query = %row.id, error = %e, "query failed");
+                } else {
+                    tracing::error!(query = %row.id, error = %e, "query failed");
+                }
+                row.status = QueryStatus::Failed;
+                row.error = Some(match &e {
+                    LakeError::Aws { message, .. } => message.clone(),
+                    other => other.to_string(),
+                });
+                self.catalog.finish_query(&row, None).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs a prepared statement over the current data: flushes the
+    /// buffer of the stores it reads, then reads their files.
+    async fn execute(&self, prepared: &Prepared) -> Result<(ResultSet, i64, i64)> {
+        for id in &prepared.store_ids {
+            self.storage.flush(id).await?;
+        }
+        let _gate = self.storage.files_gate.read().await;
+        let ctx = session(&self.limits)?;
+        let url = url::Url::parse(OBJECTS_URL).expect("constant URL");
+        ctx.register_object_store(&url, self.storage.objects());
+        let (mut scanned_rows, mut scanned_bytes) = (0, 0);
+        for id in &prepared.store_ids {
+            let files = self.catalog.files(id).await?;
+            scanned_rows += files.iter().map(|f| f.rows).sum::<i64>();
+            scanned_bytes += files.iter().map(|f| f.bytes).sum::<i64>();
+            let table: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+                Arc::new(MemTable::try_new(record::schema(), vec![vec![]])?)
+            } else {
+                let urls = files
+                    .iter()
+                    .map(|f| ListingTableUrl::parse(format!("{OBJECTS_URL}{}", f.path)))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let config = ListingTableConfig::new_with_multi_paths(urls)
+                    .with_listing_options(options)
+                    .with_schema(record::schema());
+                Arc::new(ListingTable::try_new(config)?)
+            };
+            ctx.register_table(TableReference::bare(id.as_str()), table)?;
+        }
+        let plan = ctx
+            .state()
+            .statement_to_plan(clone_statement(prepared))
+            .await
+            .map_err(engine_error)?;
+        read_only().verify_plan(&plan).map_err(engine_error)?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
+        let columns: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let mut stream = df.execute_stream().await.map_err(engine_error)?;
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(engine_error)?;
+            if rows.len() + batch.num_rows() > self.limits.max_result_rows {
+                return Err(LakeError::bad(
+                    "InvalidQueryStatementException",
+                    format!(
+                        "The query returns more than {} rows; add a LIMIT or a narrower WHERE.",
+                        self.limits.max_result_rows
+                    ),
+                ));
+            }
+            append_rows(&batch, &mut rows)?;
+        }
+        Ok((ResultSet { columns, rows }, scanned_rows, scanned_bytes))
+    }
+
+    /// Cancels an active query of `account`.
+    pub async fn cancel(&self, account: &str, id: &str) -> Result<QueryStatus> {
+        let row = self
+            .catalog
+            .query(account, id)
+            .await?
+            .ok_or_else(|| query_not_found(id))?;
+        if !row.status.is_active() {
+            return Err(LakeError::bad(
+                "InactiveQueryException",
+                format!(
+                    "The query {id} is {} and cannot be cancelled.",
+                    row.status.as_str()
+                ),
+            ));
+        }
+        let mut cancelled = row.clone();
+        cancelled.status = QueryStatus::Cancelled;
+        if self.catalog.finish_query(&cancelled, None).await? {
+            if let Some(tx) = self.cancels.lock().await.remove(id) {
+                let _ = tx.send(());
+            }
+            Ok(QueryStatus::Cancelled)
+        } else {
+            // It finished between the read and the update.
+            let now = self
+                .catalog
+                .query(account, id)
+                .await?
+                .ok_or_else(|| query_not_found(id))?;
+            Err(LakeError::bad(
+                "InactiveQueryException",
+                format!(
+                    "The query {id} is {} and cannot be cancelled.",
+                    now.status.as_str()
+                ),
+            ))
+        }
+    }
+}
+
+/// `QueryIdNotFoundException`.
+pub fn query_not_found(id: &str) -> LakeError {
+    LakeError::bad(
+        "QueryIdNotFoundException",
+        format!("The query {id} does not exist."),
+    )
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+fn clone_statement(p: &Prepared) -> datafusion::sql::parser::Statement {
+    p.statement.clone()
+}
+
+/// Formats one cell the way CloudTrail Lake shows it: timestamps as
+/// `YYYY-MM-DD HH:MM:SS.fff`, structs as `{name=value, ...}`.
+fn cell(array: &dyn Array, i: usize) -> Result<Option<String>> {
+    if array.is_null(i) {
+        return Ok(None);
+    }
+    if let DataType::Struct(fields) = array.data_type() {
+        let s = array.as_struct();
+        let mut parts = Vec::with_capacity(fields.len());
+        for (f, col) in fields.iter().zip(s.columns()) {
+            let v = cell(col.as_ref(), i)?.unwrap_or_else(|| "null".to_owned());
+            parts.push(format!("{}={}", f.name(), v));
+        }
+        return Ok(Some(format!("{{{}}}", parts.join(", "))));
+    }
+    let options = FormatOptions::default()
+        .with_null("")
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
+    let f = ArrayFormatter::try_new(array, &options)?;
+    Ok(Some(f.value(i).to_string()))
+}
+
+fn append_rows(batch: &RecordBatch, rows: &mut Vec<Vec<Option<String>>>) -> Result<()> {
+    let columns: Vec<&ArrayRef> = batch.columns().iter().collect();
+    for i in 0..batch.num_rows() {
+        let mut row = Vec::with_capacity(columns.len());
+        for c in &columns {
+            row.push(cell(c.as_ref(), i)?);
+        }
+        rows.push(row);
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Columnar storage: buffered records become Parquet files, one set per
+//! event data store and UTC day, behind the `object_store` abstraction (a
+//! local directory by default; an S3-compatible bucket works the same).
+//!
+//! The catalog lists which files exist. A file is written first and listed
+//! second, in the same transaction that drops its records from the
+//! buffer, so a crash in between leaves an unlisted file that start-up
+//! removes, never a record in two places. Small files of a day are merged
+//! (compaction); days past a store's retention are deleted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt as _;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::catalog::{Catalog, DataFile};
+use crate::error::Result;
+use crate::record::{self, Record};
+
+/// Records moved from the buffer to Parquet per round.
+const FLUSH_CHUNK: i64 = 100_000;
+/// A day with at least this many files gets compacted.
+pub const COMPACT_MIN_FILES: usize = 8;
+/// Most rows in a file compaction writes.
+const COMPACT_MAX_ROWS: i64 = 2_000_000;
+/// Rows per Parquet row group: small enough that a time filter skips most
+/// of a file, large enough to compress well.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// The Parquet side of the lake.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    objects: Arc<dyn ObjectStore>,
+    catalog: Catalog,
+    /// One flush or compaction at a time, so no record is written twice.
+    writer: Arc<Mutex<()>>,
+    /// Queries hold it shared while they read files; deleting replaced
+    /// files takes it exclusively.
+    pub(crate) files_gate: Arc<RwLock<()>>,
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+/// Encodes records, sorted by event time, as one Parquet file.
+pub fn encode(mut records: Vec<Record>) -> Result<(Bytes, i64)> {
+    records.sort_by_key(|r| r.event_time_ms);
+    let batch = record::to_batch(&records)?;
+    let mut buf = Vec::with_capacity(records.len() * 256);
+    let mut writer = ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok((Bytes::from(buf), records.len() as i64))
+}
+
+impl Storage {
+    /// Storage over `objects`, listed in `catalog`.
+    pub fn new(objects: Arc<dyn ObjectStore>, catalog: Catalog) -> Self {
+        Self {
+            objects,
+            catalog,
+            writer: Arc::new(Mutex::new(())),
+            files_gate: Arc::new(RwLock::new(())),
+        }
+    }
+
+    /// The object store, for the query engine.
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        self.objects.clone()
+    }
+
+    fn new_path(store: &str, day: &str) -> String {
+        format!("eds/{store}/{day}/{}.parquet", uuid::Uuid::now_v7())
+    }
+
+    async fn put(&self, store: &str, day: &str, records: Vec<Record>) -> Result<DataFile> {
+        let (bytes, rows) = encode(records)?;
+        let path = Self::new_path(store, day);
+        let size = bytes.len() as i64;
+        self.objects
+            .put(
+                &ObjectPath::from(path.as_str()),
+                PutPayload::from_bytes(bytes),
+            )
+            .await?;
+        Ok(DataFile {
+            path,
+            store: store.to_owned(),
+            day: day.to_owned(),
+            rows,
+            bytes: size,
+        })
+    }
+
+    /// Moves every buffered record of `store` to Parquet.
+    pub async fn flush(&self, store: &str) -> Result<()> {
+        let _w = self.writer.lock().await;
+        loop {
+            let (records, max_seq) = self.catalog.pending(store, FLUSH_CHUNK).await?;
+            let Some(max_seq) = max_seq else {
+                return Ok(());
+            };
+            let mut by_day: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+            for r in records {
+                by_day.entry(r.day()).or_default().push(r);
+            }
+            let mut files = Vec::with_capacity(by_day.len());
+            for (day, records) in by_day {
+                files.push(self.put(store, &day, records).await?);
+            }
+            self.catalog.commit_flush(store, max_seq, &files).await?;
+            tracing::debug!(
+                store,
+                files = files.len(),
+                "flushed buffered events to Parquet"
+            );
+        }
+    }
+
+    /// Flushes every store with buffered records.
+    pub async fn flush_all(&self) -> Result<()> {
+        for (store, _) in self.catalog.pending_counts().await? {
+            self.flush(&store).await?;
+        }
+        Ok(())
+    }
+
+    async fn read(&self, file: &DataFile) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+        let bytes = self
+            .objects
+            .get(&ObjectPath::from(file.path.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Merges the small files of each day of `store` that has many.
+    pub async fn compact(&self, store: &str) -> Result<usize> {
+        let _w = self.writer.lock().await;
+        let mut by_day: BTreeMap<String, Vec<DataFile>> = BTreeMap::new();
+        for f in self.catalog.files(store).await? {
+            if f.rows < COMPACT_MAX_ROWS / 2 {
+                by_day.entry(f.day.clone()).or_default().push(f);
+            }
+        }
+        let mut merged = 0;
+        for (day, files) in by_day {
+            if files.len() < COMPACT_MIN_FILES {
+                continue;
+            }
+            let mut group: Vec<DataFile> = Vec::new();
+            let mut rows = 0;
+            let mut groups = Vec::new();
+            for f in files {
+                if rows + f.rows > COMPACT_MAX_ROWS && !group.is_empty() {
+                    groups.push(std::mem::take(&mut group));
+                    rows = 0;
+                }
+                rows += f.rows;
+                group.push(f);
+            }
+            groups.push(group);
+            for group in groups.into_iter().filter(|g| g.len() > 1) {
+                let mut batches = Vec::new();
+                for f in &group {
+                    batches.extend(self.read(f).await?);
+                }
+                let batch =
+                    datafusion::arrow::compute::concat_batches(&record::schema(), &batches)?;
+                let sorted = sort_by_event_time(&batch)?;
+                let mut buf = Vec::new();
+                let mut writer =
+                    ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
+                writer.write(&sorted)?;
+                writer.close()?;
+                let path = Self::new_path(store, &day);
+                let new = DataFile {
+                    path: path.clone(),
+                    store: store.to_owned(),
+                    day: day.clone(),
+                    rows: sorted.num_rows() as i64,
+                    bytes: buf.len() as i64,
+                };
+                self.objects
+                    .put(&ObjectPath::from(path.as_str()), PutPayload::from(buf))
+                    .await?;
+                self.catalog
+                    .swap_files(&group, std::slice::from_ref(&new))
+                    .await?;
+                self.delete_files(&group).await;
+                merged += group.len();
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Deletes objects no longer listed, once no query reads them.
+    pub async fn delete_files(&self, files: &[DataFile]) {
+        let _gate = self.files_gate.write().await;
+        for f in files {
+            if let Err(e) = self
+                .objects
+                .delete(&ObjectPath::from(f.path.as_str()))
+                .await
+            {
+                tracing::warn!(path = %f.path, error = %e, "could not delete a replaced Parquet file");
+            }
+        }
+    }
+
+    /// Deletes objects under `eds/` that the catalog does not list: files a
+    /// crash left between writing and listing them.
+    pub async fn remove_unlisted(&self) -> Result<usize> {
+        let _w = self.writer.lock().await;
+        let listed = self.catalog.all_file_paths().await?;
+        let prefix = ObjectPath::from("eds");
+        let objects: Vec<_> = self.objects.list(Some(&prefix)).try_collect().await?;
+        let mut removed = 0;
+        for meta in objects {
+            if !listed.contains(meta.location.as_ref()) {
+                self.objects.delete(&meta.location).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn sort_by_event_time(
+    batch: &datafusion::arrow::array::RecordBatch,
+) -> Result<datafusion::arrow::array::RecordBatch> {
+    use datafusion::arrow::compute::{sort_to_indices, take_record_batch};
+    let idx = batch.schema().index_of("eventtime")?;
+    let indices = sort_to_indices(batch.column(idx), None, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}

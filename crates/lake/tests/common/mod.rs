@@ -1,0 +1,269 @@
+//! Test harness: a real lake on a loopback port, and the official AWS SDK
+//! clients pointed at it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use auditlake_lake::{AccessKey, Lake, LakeConfig};
+use aws_sdk_cloudtrail as ct;
+use aws_sdk_cloudtraildata as ctd;
+
+pub const REGION: &str = "us-east-1";
+
+pub fn key(account: &str) -> AccessKey {
+    AccessKey {
+        access_key_id: format!("AKIATEST{account}"),
+        secret_access_key: format!("secret-for-{account}-000000000000"),
+        account_id: account.to_owned(),
+    }
+}
+
+pub const OWNER: &str = "111111111111";
+pub const PARTNER: &str = "222222222222";
+
+pub struct TestLake {
+    pub lake: Lake,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl TestLake {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let mut config = LakeConfig::new(dir.path());
+        config.keys = vec![key(OWNER), key(PARTNER)];
+        let lake = Lake::open(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let served = lake.clone();
+        let server = tokio::spawn(async move {
+            auditlake_lake::server::serve(listener, served, std::future::pending())
+                .await
+                .unwrap();
+        });
+        Self {
+            lake,
+            url,
+            dir,
+            server,
+        }
+    }
+
+    /// Stops serving without flushing or closing anything, as a crash
+    /// would leave it; returns the directory for a restart.
+    pub fn crash(self) -> tempfile::TempDir {
+        self.server.abort();
+        self.dir
+    }
+
+    pub fn control(&self, account: &str) -> ct::Client {
+        control_client(&self.url, &key(account))
+    }
+
+    pub fn data(&self, account: &str) -> ctd::Client {
+        data_client(&self.url, &key(account))
+    }
+}
+
+pub fn control_client(url: &str, key: &AccessKey) -> ct::Client {
+    let creds = ct::config::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "test",
+    );
+    let conf = ct::Config::builder()
+        .behavior_version(ct::config::BehaviorVersion::latest())
+        .region(ct::config::Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(creds)
+        .build();
+    ct::Client::from_conf(conf)
+}
+
+pub fn data_client(url: &str, key: &AccessKey) -> ctd::Client {
+    let creds = ctd::config::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "test",
+    );
+    let conf = ctd::Config::builder()
+        .behavior_version(ctd::config::BehaviorVersion::latest())
+        .region(ctd::config::Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(creds)
+        .build();
+    ctd::Client::from_conf(conf)
+}
+
+/// The advanced event selector of an integration store.
+pub fn activity_selector() -> ct::types::AdvancedEventSelector {
+    ct::types::AdvancedEventSelector::builder()
+        .name("Integration events")
+        .field_selectors(
+            ct::types::AdvancedFieldSelector::builder()
+                .field("eventCategory")
+                .equals("ActivityAuditLog")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+pub struct Setup {
+    pub store_id: String,
+    pub store_arn: String,
+    pub channel_arn: String,
+}
+
+/// A store, a channel into it, and optionally a partner policy.
+pub async fn setup(client: &ct::Client, name: &str, external_id: Option<&str>) -> Setup {
+    let store = client
+        .create_event_data_store()
+        .name(format!("{name}-store"))
+        .advanced_event_selectors(activity_selector())
+        .retention_period(30)
+        .termination_protection_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    let store_arn = store.event_data_store_arn().unwrap().to_owned();
+    let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
+    let channel = client
+        .create_channel()
+        .name(format!("{name}-channel"))
+        .source("auditlake")
+        .destinations(
+            ct::types::Destination::builder()
+                .r#type(ct::types::DestinationType::EventDataStore)
+                .location(&store_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let channel_arn = channel.channel_arn().unwrap().to_owned();
+    if let Some(ext) = external_id {
+        client
+            .put_resource_policy()
+            .resource_arn(&channel_arn)
+            .resource_policy(partner_policy(&channel_arn, ext))
+            .send()
+            .await
+            .unwrap();
+    }
+    Setup {
+        store_id,
+        store_arn,
+        channel_arn,
+    }
+}
+
+pub fn partner_policy(channel_arn: &str, external_id: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ChannelPolicy",
+            "Effect": "Allow",
+            "Principal": {"AWS": [format!("arn:aws:iam::{PARTNER}:root")]},
+            "Action": "cloudtrail-data:PutAuditEvents",
+            "Resource": channel_arn,
+            "Condition": {"StringEquals": {"cloudtrail:ExternalId": external_id}}
+        }]
+    })
+    .to_string()
+}
+
+/// An `eventData` document as the forwarder sends it.
+pub fn event_data(uid: &str, name: &str, time: &str, principal: &str) -> String {
+    serde_json::json!({
+        "version": "1.0",
+        "userIdentity": {"type": "User", "principalId": principal, "details": {"email": format!("{principal}@example.com")}},
+        "userAgent": "auditlake-test",
+        "eventSource": "auditlake.local",
+        "eventName": name,
+        "eventTime": time,
+        "UID": uid,
+        "recipientAccountId": OWNER,
+        "sourceIPAddress": "192.0.2.1",
+        "additionalEventData": {"uid": uid, "name": name}
+    })
+    .to_string()
+}
+
+pub fn entry(id: &str, data: String) -> ctd::types::AuditEvent {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let checksum =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(data.as_bytes()));
+    ctd::types::AuditEvent::builder()
+        .id(id)
+        .event_data(data)
+        .event_data_checksum(checksum)
+        .build()
+        .unwrap()
+}
+
+/// Runs a query to its end and returns its rows as (column, value) lists.
+pub async fn run_query(client: &ct::Client, sql: &str) -> Vec<Vec<(String, String)>> {
+    let id = client
+        .start_query()
+        .query_statement(sql)
+        .send()
+        .await
+        .unwrap()
+        .query_id()
+        .unwrap()
+        .to_owned();
+    wait_finished(client, &id).await;
+    let mut rows = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .get_query_results()
+            .query_id(&id)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        for row in page.query_result_rows() {
+            rows.push(
+                row.iter()
+                    .flat_map(|col| col.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    .collect(),
+            );
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return rows;
+        }
+    }
+}
+
+/// Polls `DescribeQuery` until the query ends, as a client does; panics
+/// unless it finished.
+pub async fn wait_finished(client: &ct::Client, id: &str) {
+    use ct::types::QueryStatus;
+    for _ in 0..600 {
+        let d = client.describe_query().query_id(id).send().await.unwrap();
+        match d.query_status() {
+            Some(QueryStatus::Finished) => return,
+            Some(QueryStatus::Queued | QueryStatus::Running) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("query {id} ended {other:?}: {:?}", d.error_message()),
+        }
+    }
+    panic!("query {id} did not finish in 12 s");
+}
