@@ -26,7 +26,7 @@ pub struct LakeOptions {
     /// Address of the lake listener (CloudTrail Lake API) [default: 127.0.0.1:8081]
     #[arg(long, env = "AUDITLAKE_LAKE_LISTEN")]
     pub lake_listen: Option<String>,
-    /// Directory of the lake's catalog and Parquet files [default: <data-dir>/lake]
+    /// Directory of the lake's catalog and Parquet files [default: DATA_DIR/lake]
     #[arg(long, env = "AUDITLAKE_LAKE_DIR")]
     pub lake_dir: Option<PathBuf>,
     /// Access key ID the lake accepts (with the secret and account below)
@@ -165,9 +165,9 @@ enum LakeCommand {
     },
     /// Run a CloudTrail Lake SQL query against a running lake and print the rows
     Query {
-        /// The statement, e.g. "select eventtime from <store id> limit 10"
+        /// The statement, e.g. "select eventtime from STORE_ID limit 10"
         sql: String,
-        /// The lake's URL [default: http://<--lake-listen>]
+        /// The lake's URL [default: http://LAKE_LISTEN]
         #[arg(long, env = "AUDITLAKE_LAKE_ENDPOINT")]
         endpoint: Option<String>,
     },
@@ -177,7 +177,7 @@ enum LakeCommand {
         /// The External ID: the Organization ID or Group ID that will send
         #[arg(long)]
         external_id: String,
-        /// Name of the channel (the store is named <name>-store)
+        /// Name of the channel (the store is named NAME-store)
         #[arg(long, default_value = "auditlake")]
         name: String,
         /// Account allowed to send, besides the lake's own [default: the lake's account]
@@ -186,7 +186,7 @@ enum LakeCommand {
         /// Days the store keeps events (7-3653)
         #[arg(long, default_value_t = 2557)]
         retention_days: i32,
-        /// The lake's URL [default: http://<--lake-listen>]
+        /// The lake's URL [default: http://LAKE_LISTEN]
         #[arg(long, env = "AUDITLAKE_LAKE_ENDPOINT")]
         endpoint: Option<String>,
     },

@@ -1,0 +1,95 @@
+//! Parquet storage through the real listener: small files of a day are
+//! merged without losing or doubling an event, and files a crash left
+//! unlisted are removed at start-up rather than read twice.
+
+mod common;
+
+use common::*;
+
+fn now_text() -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::now_utc().format(&f).unwrap()
+}
+
+#[tokio::test]
+async fn compaction_merges_a_days_small_files_and_keeps_every_event() {
+    let t = TestLake::start().await;
+    let c = t.control(OWNER);
+    let s = setup(&c, "compact", None).await;
+    let d = t.data(OWNER);
+    let rounds = auditlake_lake::storage::COMPACT_MIN_FILES;
+    for round in 0..rounds {
+        let events: Vec<_> = (0..10)
+            .map(|i| {
+                let id = format!("r{round}-{i}");
+                entry(&id, event_data(&id, "a.b", &now_text(), "u"))
+            })
+            .collect();
+        d.put_audit_events()
+            .channel_arn(&s.channel_arn)
+            .set_audit_events(Some(events))
+            .send()
+            .await
+            .unwrap();
+        if round + 1 < rounds {
+            t.lake.storage().flush(&s.store_id).await.unwrap();
+        }
+    }
+    let before = t.lake.catalog().files(&s.store_id).await.unwrap();
+    assert_eq!(before.len(), rounds - 1);
+    // Maintenance flushes the last round (one more file) and merges them.
+    t.lake.maintain().await.unwrap();
+    let after = t.lake.catalog().files(&s.store_id).await.unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].rows, (rounds * 10) as i64);
+    for f in &before {
+        let path = t.dir.path().join("objects").join(&f.path);
+        assert!(!path.exists(), "replaced file {} still on disk", f.path);
+    }
+    let rows = run_query(
+        &c,
+        &format!(
+            "select count(*), count(distinct eventdata.uid) from {}",
+            s.store_id
+        ),
+    )
+    .await;
+    let n = (rounds * 10).to_string();
+    assert_eq!(
+        (rows[0][0].1.as_str(), rows[0][1].1.as_str()),
+        (n.as_str(), n.as_str())
+    );
+}
+
+#[tokio::test]
+async fn files_left_unlisted_by_a_crash_are_removed_at_start() {
+    let t = TestLake::start().await;
+    let c = t.control(OWNER);
+    let s = setup(&c, "stray", None).await;
+    let d = t.data(OWNER);
+    d.put_audit_events()
+        .channel_arn(&s.channel_arn)
+        .audit_events(entry("one", event_data("one", "a.b", &now_text(), "u")))
+        .send()
+        .await
+        .unwrap();
+    t.lake.storage().flush(&s.store_id).await.unwrap();
+    let listed = t.lake.catalog().files(&s.store_id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // A copy of a real file under another name: what an interrupted flush
+    // leaves (written, never listed).
+    let objects = t.dir.path().join("objects");
+    let real = objects.join(&listed[0].path);
+    let stray = real.with_file_name("stray.parquet");
+    std::fs::copy(&real, &stray).unwrap();
+
+    let t = TestLake::start_in(t.crash()).await;
+    assert!(!stray.exists(), "the unlisted file was not removed");
+    assert!(real.exists(), "a listed file was removed");
+    let rows = run_query(
+        &t.control(OWNER),
+        &format!("select count(*) from {}", s.store_id),
+    )
+    .await;
+    assert_eq!(rows[0][0].1, "1");
+}
