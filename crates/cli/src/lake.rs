@@ -252,21 +252,8 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
 }
 
 /// A CloudTrail client for the lake at `endpoint`.
-pub fn client(endpoint: &str, key: &AccessKey) -> ct::Client {
-    let creds = ct::config::Credentials::new(
-        &key.access_key_id,
-        &key.secret_access_key,
-        None,
-        None,
-        "auditlake",
-    );
-    let conf = ct::Config::builder()
-        .behavior_version(ct::config::BehaviorVersion::latest())
-        .region(ct::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .build();
-    ct::Client::from_conf(conf)
+fn client(endpoint: &str, key: &AccessKey) -> ct::Client {
+    auditlake_lake::client::control(endpoint, key, "us-east-1")
 }
 
 fn sdk_error<E>(what: &str, err: ct::error::SdkError<E>) -> anyhow::Error

@@ -299,6 +299,13 @@ pub struct Catalog {
     pool: SqlitePool,
 }
 
+/// Decodes one row.
+type FromRow<T> = fn(&sqlx::sqlite::SqliteRow) -> Result<T>;
+
+/// The columns of `QueryRow` (results are read separately: they are big).
+const QUERY_COLUMNS: &str = "id, account, stores, statement, status, created_ms, error, \
+    events_scanned, bytes_scanned, exec_ms, result_count";
+
 fn b(v: bool) -> i64 {
     i64::from(v)
 }
@@ -396,6 +403,28 @@ impl Catalog {
         self.pool.close().await;
     }
 
+    /// The row `sql` finds with `binds`, decoded by `from`.
+    async fn optional<T>(&self, sql: &str, binds: &[&str], from: FromRow<T>) -> Result<Option<T>> {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(from)
+            .transpose()
+    }
+
+    /// Every row `sql` finds with `binds`, decoded by `from`.
+    async fn all<T>(&self, sql: &str, binds: &[&str], from: FromRow<T>) -> Result<Vec<T>> {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(from).collect()
+    }
+
     // --- event data stores -------------------------------------------------
 
     /// Inserts a store; `EventDataStoreAlreadyExistsException` on a taken name.
@@ -460,35 +489,32 @@ impl Catalog {
 
     /// The store with this ID in this account.
     pub async fn store(&self, account: &str, id: &str) -> Result<Option<EventDataStore>> {
-        sqlx::query("SELECT * FROM event_data_stores WHERE id = ? AND account = ?")
-            .bind(id)
-            .bind(account)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(store_from)
-            .transpose()
+        self.optional(
+            "SELECT * FROM event_data_stores WHERE id = ? AND account = ?",
+            &[id, account],
+            store_from,
+        )
+        .await
     }
 
     /// An account's stores, oldest first.
     pub async fn stores(&self, account: &str) -> Result<Vec<EventDataStore>> {
-        sqlx::query("SELECT * FROM event_data_stores WHERE account = ? ORDER BY created_ms, id")
-            .bind(account)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(store_from)
-            .collect()
+        self.all(
+            "SELECT * FROM event_data_stores WHERE account = ? ORDER BY created_ms, id",
+            &[account],
+            store_from,
+        )
+        .await
     }
 
     /// Every store of every account (for retention).
     pub async fn all_stores(&self) -> Result<Vec<EventDataStore>> {
-        sqlx::query("SELECT * FROM event_data_stores ORDER BY created_ms, id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(store_from)
-            .collect()
+        self.all(
+            "SELECT * FROM event_data_stores ORDER BY created_ms, id",
+            &[],
+            store_from,
+        )
+        .await
     }
 
     /// Removes a store and its catalog entries; returns its files so the
@@ -556,37 +582,29 @@ impl Catalog {
 
     /// The channel with this ID in this account.
     pub async fn channel(&self, account: &str, id: &str) -> Result<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE id = ? AND account = ?")
-            .bind(id)
-            .bind(account)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(channel_from)
-            .transpose()
+        self.optional(
+            "SELECT * FROM channels WHERE id = ? AND account = ?",
+            &[id, account],
+            channel_from,
+        )
+        .await
     }
 
     /// The channel with this ID, whichever account owns it (data plane:
     /// a partner writes to a channel of another account).
     pub async fn channel_any_account(&self, id: &str) -> Result<Option<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(channel_from)
-            .transpose()
+        self.optional("SELECT * FROM channels WHERE id = ?", &[id], channel_from)
+            .await
     }
 
     /// An account's channels, oldest first.
     pub async fn channels(&self, account: &str) -> Result<Vec<Channel>> {
-        sqlx::query("SELECT * FROM channels WHERE account = ? ORDER BY created_ms, id")
-            .bind(account)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(channel_from)
-            .collect()
+        self.all(
+            "SELECT * FROM channels WHERE account = ? ORDER BY created_ms, id",
+            &[account],
+            channel_from,
+        )
+        .await
     }
 
     /// Deletes a channel and its `id` index.
@@ -772,13 +790,12 @@ impl Catalog {
 
     /// The files of a store, by day then age.
     pub async fn files(&self, store: &str) -> Result<Vec<DataFile>> {
-        sqlx::query("SELECT * FROM files WHERE store = ? ORDER BY day, created_ms, path")
-            .bind(store)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(file_from)
-            .collect()
+        self.all(
+            "SELECT * FROM files WHERE store = ? ORDER BY day, created_ms, path",
+            &[store],
+            file_from,
+        )
+        .await
     }
 
     /// Every listed file path (to find files a crash left unlisted).
@@ -876,17 +893,8 @@ impl Catalog {
 
     /// The query with this ID in this account.
     pub async fn query(&self, account: &str, id: &str) -> Result<Option<QueryRow>> {
-        sqlx::query(
-            "SELECT id, account, stores, statement, status, created_ms, error, events_scanned, \
-             bytes_scanned, exec_ms, result_count FROM queries WHERE id = ? AND account = ?",
-        )
-        .bind(id)
-        .bind(account)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(query_from)
-        .transpose()
+        let sql = format!("SELECT {QUERY_COLUMNS} FROM queries WHERE id = ? AND account = ?");
+        self.optional(&sql, &[id, account], query_from).await
     }
 
     /// A finished query's result rows, as stored JSON.
@@ -902,16 +910,10 @@ impl Catalog {
 
     /// An account's queries, newest first.
     pub async fn queries(&self, account: &str) -> Result<Vec<QueryRow>> {
-        sqlx::query(
-            "SELECT id, account, stores, statement, status, created_ms, error, events_scanned, \
-             bytes_scanned, exec_ms, result_count FROM queries WHERE account = ? ORDER BY created_ms DESC, id",
-        )
-        .bind(account)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(query_from)
-        .collect()
+        let sql = format!(
+            "SELECT {QUERY_COLUMNS} FROM queries WHERE account = ? ORDER BY created_ms DESC, id"
+        );
+        self.all(&sql, &[account], query_from).await
     }
 }
 

@@ -245,49 +245,19 @@ impl Lake {
         caller: &Caller,
         reference: &str,
     ) -> Result<EventDataStore> {
-        let id = if reference.starts_with("arn:") {
-            let arn = Arn::parse(reference)
-                .filter(|a| a.kind == Kind::EventDataStore)
-                .ok_or_else(|| {
-                    LakeError::bad(
-                        "EventDataStoreARNInvalidException",
-                        format!("{reference} is not an event data store ARN."),
-                    )
-                })?;
-            if arn.account != caller.account() {
-                return Err(store_not_found(reference));
-            }
-            arn.id
-        } else {
-            reference.to_owned()
-        };
+        let id = id_of(caller, reference, Kind::EventDataStore)?;
         self.catalog()
-            .store(caller.account(), &id)
+            .store(caller.account(), id)
             .await?
-            .ok_or_else(|| store_not_found(reference))
+            .ok_or_else(|| not_found(Kind::EventDataStore, reference))
     }
 
     async fn find_channel(&self, caller: &Caller, reference: &str) -> Result<Channel> {
-        let id = if reference.starts_with("arn:") {
-            let arn = Arn::parse(reference)
-                .filter(|a| a.kind == Kind::Channel)
-                .ok_or_else(|| {
-                    LakeError::bad(
-                        "ChannelARNInvalidException",
-                        format!("{reference} is not a channel ARN."),
-                    )
-                })?;
-            if arn.account != caller.account() {
-                return Err(channel_not_found(reference));
-            }
-            arn.id
-        } else {
-            reference.to_owned()
-        };
+        let id = id_of(caller, reference, Kind::Channel)?;
         self.catalog()
-            .channel(caller.account(), &id)
+            .channel(caller.account(), id)
             .await?
-            .ok_or_else(|| channel_not_found(reference))
+            .ok_or_else(|| not_found(Kind::Channel, reference))
     }
 
     async fn destinations(
@@ -776,18 +746,37 @@ impl Lake {
     }
 }
 
-fn store_not_found(reference: &str) -> LakeError {
-    LakeError::bad(
-        "EventDataStoreNotFoundException",
-        format!("The event data store {reference} does not exist."),
-    )
+/// The ID a reference names: an ARN of `kind` in the caller's account, or
+/// a bare ID. Another account's ARN is "not found", never "forbidden".
+fn id_of<'a>(caller: &Caller, reference: &'a str, kind: Kind) -> Result<&'a str> {
+    if !reference.starts_with("arn:") {
+        return Ok(reference);
+    }
+    let (code, what) = match kind {
+        Kind::EventDataStore => ("EventDataStoreARNInvalidException", "an event data store"),
+        Kind::Channel => ("ChannelARNInvalidException", "a channel"),
+    };
+    let arn = Arn::parse(reference)
+        .filter(|a| a.kind == kind)
+        .ok_or_else(|| LakeError::bad(code, format!("{reference} is not {what} ARN.")))?;
+    if arn.account != caller.account() {
+        return Err(not_found(kind, reference));
+    }
+    // The ID is the ARN's last part.
+    Ok(&reference[reference.len() - arn.id.len()..])
 }
 
-fn channel_not_found(reference: &str) -> LakeError {
-    LakeError::bad(
-        "ChannelNotFoundException",
-        format!("The channel {reference} does not exist."),
-    )
+fn not_found(kind: Kind, reference: &str) -> LakeError {
+    match kind {
+        Kind::EventDataStore => LakeError::bad(
+            "EventDataStoreNotFoundException",
+            format!("The event data store {reference} does not exist."),
+        ),
+        Kind::Channel => LakeError::bad(
+            "ChannelNotFoundException",
+            format!("The channel {reference} does not exist."),
+        ),
+    }
 }
 
 fn resource_not_found(reference: &str) -> LakeError {

@@ -9,13 +9,15 @@
 //!   and queries;
 //! - `catalog`: the SQLite catalog and ingest buffer;
 //! - `storage`: Parquet files per store and day behind `object_store`;
-//! - `sql` and `query`: the CloudTrail Lake SQL dialect on DataFusion.
+//! - `sql` and `query`: the CloudTrail Lake SQL dialect on DataFusion;
+//! - `client`: the AWS SDK clients pointed at a lake.
 //!
 //! Data flows one way: request → validation → catalog (committed) →
 //! Parquet (flush, compaction, retention) → queries.
 
 pub mod arn;
 pub mod catalog;
+pub mod client;
 pub mod control;
 pub mod data;
 pub mod error;

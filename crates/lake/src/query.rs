@@ -76,9 +76,13 @@ pub struct Queries {
 const OBJECTS_URL: &str = "lake://objects/";
 
 fn session(limits: &QueryLimits) -> Result<SessionContext> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Evaluate filters (including the dynamic one a `ORDER BY .. LIMIT`
+    // builds) while decoding, so the wide `eventdata` columns of rows that
+    // cannot qualify are never decoded.
+    config.options_mut().execution.parquet.pushdown_filters = true;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(limits.memory_limit, 1.0)
         .build_arc()?;

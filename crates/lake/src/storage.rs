@@ -106,6 +106,19 @@ impl Storage {
         })
     }
 
+    /// Writes one file per UTC day of `records` (not yet listed).
+    async fn put_by_day(&self, store: &str, records: Vec<Record>) -> Result<Vec<DataFile>> {
+        let mut by_day: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        for r in records {
+            by_day.entry(r.day()).or_default().push(r);
+        }
+        let mut files = Vec::with_capacity(by_day.len());
+        for (day, records) in by_day {
+            files.push(self.put(store, &day, records).await?);
+        }
+        Ok(files)
+    }
+
     /// Moves every buffered record of `store` to Parquet.
     pub async fn flush(&self, store: &str) -> Result<()> {
         let _w = self.writer.lock().await;
@@ -114,14 +127,7 @@ impl Storage {
             let Some(max_seq) = max_seq else {
                 return Ok(());
             };
-            let mut by_day: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-            for r in records {
-                by_day.entry(r.day()).or_default().push(r);
-            }
-            let mut files = Vec::with_capacity(by_day.len());
-            for (day, records) in by_day {
-                files.push(self.put(store, &day, records).await?);
-            }
+            let files = self.put_by_day(store, records).await?;
             self.catalog.commit_flush(store, max_seq, &files).await?;
             tracing::debug!(
                 store,
@@ -129,6 +135,16 @@ impl Storage {
                 "flushed buffered events to Parquet"
             );
         }
+    }
+
+    /// Writes `records` straight to Parquet files of `store`, one per day,
+    /// and lists them: a bulk import that skips the ingest buffer (used to
+    /// load benchmark data; records must be new to the store).
+    pub async fn import(&self, store: &str, records: Vec<Record>) -> Result<Vec<DataFile>> {
+        let _w = self.writer.lock().await;
+        let files = self.put_by_day(store, records).await?;
+        self.catalog.swap_files(&[], &files).await?;
+        Ok(files)
     }
 
     /// Flushes every store with buffered records.

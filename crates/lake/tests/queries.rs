@@ -41,12 +41,6 @@ fn events() -> Vec<Ev> {
         .collect()
 }
 
-fn iso(secs: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.format(&f).unwrap()
-}
-
 fn shown(secs: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].000");

@@ -19,12 +19,6 @@ fn code<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 
 use aws_sdk_cloudtrail::error::ProvideErrorMetadata;
 
-fn now_text(offset_secs: i64) -> String {
-    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.format(&f).unwrap()
-}
-
 async fn put(
     data: &ctd::Client,
     channel_arn: &str,

@@ -72,37 +72,11 @@ impl TestLake {
 }
 
 pub fn control_client(url: &str, key: &AccessKey) -> ct::Client {
-    let creds = ct::config::Credentials::new(
-        &key.access_key_id,
-        &key.secret_access_key,
-        None,
-        None,
-        "test",
-    );
-    let conf = ct::Config::builder()
-        .behavior_version(ct::config::BehaviorVersion::latest())
-        .region(ct::config::Region::new(REGION))
-        .endpoint_url(url)
-        .credentials_provider(creds)
-        .build();
-    ct::Client::from_conf(conf)
+    auditlake_lake::client::control(url, key, REGION)
 }
 
 pub fn data_client(url: &str, key: &AccessKey) -> ctd::Client {
-    let creds = ctd::config::Credentials::new(
-        &key.access_key_id,
-        &key.secret_access_key,
-        None,
-        None,
-        "test",
-    );
-    let conf = ctd::Config::builder()
-        .behavior_version(ctd::config::BehaviorVersion::latest())
-        .region(ctd::config::Region::new(REGION))
-        .endpoint_url(url)
-        .credentials_provider(creds)
-        .build();
-    ctd::Client::from_conf(conf)
+    auditlake_lake::client::data(url, key, REGION)
 }
 
 /// The advanced event selector of an integration store.
@@ -183,6 +157,18 @@ pub fn partner_policy(channel_arn: &str, external_id: &str) -> String {
         }]
     })
     .to_string()
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ` of a Unix time.
+pub fn iso(secs: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&f).unwrap()
+}
+
+/// `eventTime` text of now plus `offset_secs`.
+pub fn now_text(offset_secs: i64) -> String {
+    iso(time::OffsetDateTime::now_utc().unix_timestamp() + offset_secs)
 }
 
 /// An `eventData` document as the forwarder sends it.
