@@ -136,11 +136,22 @@ impl Lake {
             .catalog()
             .channel_any_account(&arn.id)
             .await?
-            .filter(|c| c.account == arn.account && c.region == arn.region)
+            .filter(|c| {
+                c.account == arn.account && c.region == arn.region && arn.partition == "aws"
+            })
             .ok_or_else(not_found)?;
+        // The channel's own ARN, whatever partition the caller wrote: the
+        // policy was checked against it and records carry it.
+        let canonical = Arn::new(
+            &channel.region,
+            &channel.account,
+            Kind::Channel,
+            &channel.id,
+        )
+        .to_string();
         let allowed = match &channel.policy {
             None => caller.account() == channel.account,
-            Some(text) => Policy::parse(text, &arn_text)?.allows_put(
+            Some(text) => Policy::parse(text, &canonical)?.allows_put(
                 caller.account(),
                 &channel.account,
                 params.external_id.as_deref(),
@@ -177,7 +188,7 @@ impl Lake {
         let stamp = Stamp {
             account: &channel.account,
             region: &channel.region,
-            channel_arn: &arn_text,
+            channel_arn: &canonical,
             now_ms: now_ms(),
         };
         let mut failed = Vec::new();

@@ -67,7 +67,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Query(params): Query<PutParams>,
+    params: Result<Query<PutParams>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Response {
     let started = Instant::now();
@@ -110,7 +110,12 @@ async fn handle(
         };
         let caller = sigv4::verify(lake.keys(), service, &method, &uri, &headers, &bytes, SystemTime::now())?;
         match plane {
-            Plane::Data => lake.put_audit_events(&caller, params, &bytes).await,
+            Plane::Data => {
+                let Query(params) = params.map_err(|e| {
+                    LakeError::bad("ValidationException", format!("the query string is not valid: {e}"))
+                })?;
+                lake.put_audit_events(&caller, params, &bytes).await
+            }
             Plane::Control => lake.control(&caller, &operation, &bytes).await,
         }
     }

@@ -724,6 +724,12 @@ async fn whole_request_errors_are_typed() {
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
     assert!(matches!(err.into_service_error(), E::ChannelNotFound(_)));
 
+    // The lake's channels are in the `aws` partition: the same ARN in
+    // another partition names no channel (it once failed the policy check).
+    let other_partition = s.channel_arn.replacen("arn:aws:", "arn:aws-cn:", 1);
+    let err = put(&d, &other_partition, None, one()).await.unwrap_err();
+    assert!(matches!(err.into_service_error(), E::ChannelNotFound(_)));
+
     let err = put(&d, "arn:not-a-channel", None, one()).await.unwrap_err();
     assert!(matches!(err.into_service_error(), E::InvalidChannelArn(_)));
 
@@ -832,6 +838,24 @@ async fn unsigned_and_badly_signed_requests_are_refused() {
         r.headers()["x-amzn-errortype"],
         "MissingAuthenticationTokenException"
     );
+
+    // A query string the parser refuses still gets the AWS error shape.
+    let r = http
+        .post(format!(
+            "{}/PutAuditEvents?channelArn=a&channelArn=b",
+            t.url
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().contains_key("x-amzn-errortype"),
+        "{:?}",
+        r.headers()
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["message"].is_string());
 }
 
 #[tokio::test]
