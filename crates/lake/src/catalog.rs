@@ -367,9 +367,16 @@ fn query_from(row: &sqlx::sqlite::SqliteRow) -> Result<QueryRow> {
     })
 }
 
-/// Whether a database error is a uniqueness violation.
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+/// The outcome of a write whose only expected failure is a taken unique
+/// name, answered with `taken()`.
+fn unique(
+    r: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>,
+    taken: impl FnOnce() -> LakeError,
+) -> Result<()> {
+    match r {
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(taken()),
+        r => r.map(drop).map_err(Into::into),
+    }
 }
 
 impl Catalog {
@@ -450,13 +457,12 @@ impl Catalog {
         .bind(s.updated_ms)
         .execute(&self.pool)
         .await;
-        match r {
-            Err(e) if is_unique_violation(&e) => Err(LakeError::bad(
+        unique(r, || {
+            LakeError::bad(
                 "EventDataStoreAlreadyExistsException",
                 format!("An event data store named {} already exists.", s.name),
-            )),
-            r => r.map(drop).map_err(Into::into),
-        }
+            )
+        })
     }
 
     /// Writes every mutable field of a store back.
@@ -478,13 +484,12 @@ impl Catalog {
         .bind(&s.id)
         .execute(&self.pool)
         .await;
-        match r {
-            Err(e) if is_unique_violation(&e) => Err(LakeError::bad(
+        unique(r, || {
+            LakeError::bad(
                 "EventDataStoreAlreadyExistsException",
                 format!("An event data store named {} already exists.", s.name),
-            )),
-            r => r.map(drop).map_err(Into::into),
-        }
+            )
+        })
     }
 
     /// The store with this ID in this account.
@@ -558,10 +563,7 @@ impl Catalog {
         .bind(c.created_ms)
         .execute(&self.pool)
         .await;
-        match r {
-            Err(e) if is_unique_violation(&e) => Err(channel_exists(&c.name)),
-            r => r.map(drop).map_err(Into::into),
-        }
+        unique(r, || channel_exists(&c.name))
     }
 
     /// Writes a channel's name, destinations and policy back.
@@ -574,10 +576,7 @@ impl Catalog {
                 .bind(&c.id)
                 .execute(&self.pool)
                 .await;
-        match r {
-            Err(e) if is_unique_violation(&e) => Err(channel_exists(&c.name)),
-            r => r.map(drop).map_err(Into::into),
-        }
+        unique(r, || channel_exists(&c.name))
     }
 
     /// The channel with this ID in this account.
