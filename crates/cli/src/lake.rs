@@ -229,7 +229,20 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             let key = args.lake.client_key(&file, &data_dir)?;
             let client = client(&endpoint(e), &key);
             let partner = partner_account.unwrap_or_else(|| key.account_id.clone());
-            let out = setup(&client, &name, &external_id, &partner, retention_days).await?;
+            let out = auditlake_lake::client::setup(
+                &client,
+                &name,
+                &external_id,
+                &partner,
+                retention_days,
+            )
+            .await?;
+            let out = json!({
+                "channel_arn": out.channel_arn,
+                "event_data_store_id": out.event_data_store_id,
+                "event_data_store_arn": out.event_data_store_arn,
+                "external_id": external_id,
+            });
             print(&out, args.json);
             Ok(())
         }
@@ -377,73 +390,4 @@ async fn query(client: &ct::Client, sql: &str, as_json: bool) -> anyhow::Result<
         );
     }
     Ok(())
-}
-
-/// The local equivalent of the console's "add integration" flow.
-async fn setup(
-    client: &ct::Client,
-    name: &str,
-    external_id: &str,
-    partner_account: &str,
-    retention_days: i32,
-) -> anyhow::Result<serde_json::Value> {
-    let selector = ct::types::AdvancedEventSelector::builder()
-        .name("Integration events")
-        .field_selectors(
-            ct::types::AdvancedFieldSelector::builder()
-                .field("eventCategory")
-                .equals("ActivityAuditLog")
-                .build()?,
-        )
-        .build()?;
-    let store = client
-        .create_event_data_store()
-        .name(format!("{name}-store"))
-        .advanced_event_selectors(selector)
-        .retention_period(retention_days)
-        .send()
-        .await
-        .map_err(|e| sdk_error("CreateEventDataStore", e))?;
-    let store_arn = store
-        .event_data_store_arn()
-        .context("no store ARN")?
-        .to_owned();
-    let channel = client
-        .create_channel()
-        .name(name)
-        .source("auditlake")
-        .destinations(
-            ct::types::Destination::builder()
-                .r#type(ct::types::DestinationType::EventDataStore)
-                .location(&store_arn)
-                .build()?,
-        )
-        .send()
-        .await
-        .map_err(|e| sdk_error("CreateChannel", e))?;
-    let channel_arn = channel.channel_arn().context("no channel ARN")?.to_owned();
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "ChannelPolicy",
-            "Effect": "Allow",
-            "Principal": {"AWS": [format!("arn:aws:iam::{partner_account}:root")]},
-            "Action": "cloudtrail-data:PutAuditEvents",
-            "Resource": channel_arn,
-            "Condition": {"StringEquals": {"cloudtrail:ExternalId": external_id}}
-        }]
-    });
-    client
-        .put_resource_policy()
-        .resource_arn(&channel_arn)
-        .resource_policy(policy.to_string())
-        .send()
-        .await
-        .map_err(|e| sdk_error("PutResourcePolicy", e))?;
-    Ok(json!({
-        "channel_arn": channel_arn,
-        "event_data_store_id": store_arn.rsplit('/').next().unwrap_or_default(),
-        "event_data_store_arn": store_arn,
-        "external_id": external_id,
-    }))
 }

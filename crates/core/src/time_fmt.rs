@@ -35,6 +35,21 @@ pub fn format_micros(us: i64) -> String {
     )
 }
 
+/// UTC with second precision, e.g. `2024-01-02T03:04:05Z`: CloudTrail
+/// Lake's `eventTime`.
+pub fn format_seconds(us: i64) -> String {
+    let t = from_micros(us);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// Parses an RFC 3339 timestamp (any offset) into epoch microseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339).ok().map(to_micros)

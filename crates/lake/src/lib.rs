@@ -10,7 +10,9 @@
 //! - `catalog`: the SQLite catalog and ingest buffer;
 //! - `storage`: Parquet files per store and day behind `object_store`;
 //! - `sql` and `query`: the CloudTrail Lake SQL dialect on DataFusion;
-//! - `client`: the AWS SDK clients pointed at a lake.
+//! - `client`: the AWS SDK clients pointed at a lake, and the console's
+//!   integration set-up as SDK calls;
+//! - `testing`: a lake on a loopback port with fixed keys, for tests.
 //!
 //! Data flows one way: request → validation → catalog (committed) →
 //! Parquet (flush, compaction, retention) → queries.
@@ -29,6 +31,7 @@ pub mod server;
 pub mod sigv4;
 pub mod sql;
 pub mod storage;
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,6 +11,8 @@
 //! - `append`: the single path that writes audit events, with the ordering
 //!   invariant readers rely on.
 //! - `search`: audit-log queries with stable keyset cursors.
+//! - `integrations`: cloud event integrations, their durable delivery
+//!   cursors, counters and leases (the forwarder's state).
 //!
 //! Every write that changes state also appends its audit event inside the
 //! same transaction: there is no change without its event and no event
@@ -19,6 +21,7 @@
 mod append;
 mod batch;
 mod error;
+mod integrations;
 mod rows;
 mod search;
 mod tenants;
@@ -35,6 +38,7 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use append::{IngestItem, IngestOutcome};
 pub use error::StoreError;
+pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
 pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
 /// The database driver's error, for callers that classify failures.
 pub use sqlx::Error as SqlxError;
@@ -61,6 +65,10 @@ pub struct Store {
     backend: Backend,
     /// The group-commit writer for stand-alone appends (see `writer`).
     writer: tokio::sync::mpsc::Sender<writer::Job>,
+    /// Bumped after every commit that appended events, so the forwarder
+    /// wakes at once instead of at its next poll (other processes' appends
+    /// are found by polling).
+    appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -74,12 +82,20 @@ impl std::fmt::Debug for Store {
 /// Migrations embedded in the binary, per backend, in version order. Built
 /// by hand instead of with `sqlx::migrate!` so the build does not compile
 /// sqlx's proc-macro crate with both database drivers a second time.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0001_init.sql"),
+    ),
+    (
+        2,
+        "integrations",
+        include_str!("../migrations/0002_integrations.sql"),
+        include_str!("../migrations/0002_integrations.sql"),
+    ),
+];
 
 fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -130,11 +146,13 @@ impl Store {
                 // machines the wake-ups between threads cost more than the
                 // parallelism wins.
                 let read = sqlite_pool(4).connect_with(opts).await?;
+                let appended = appended_signal();
                 Store {
                     read,
-                    writer: writer::spawn(write.clone(), backend),
+                    writer: writer::spawn(write.clone(), backend, appended.clone()),
                     write,
                     backend,
+                    appended,
                 }
             }
             Backend::Postgres => {
@@ -146,11 +164,13 @@ impl Store {
                     .connect_with(opts)
                     .await?;
                 migrator(backend).run(&pool).await?;
+                let appended = appended_signal();
                 Store {
                     read: pool.clone(),
-                    writer: writer::spawn(pool.clone(), backend),
+                    writer: writer::spawn(pool.clone(), backend, appended.clone()),
                     write: pool,
                     backend,
+                    appended,
                 }
             }
         };
@@ -168,11 +188,32 @@ impl Store {
         self.read.close().await;
     }
 
+    /// A receiver that changes after every local commit that appended
+    /// events. Appends by other processes sharing the database do not
+    /// signal it; followers poll as well.
+    pub fn subscribe_appends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Commits `tx`, which appended events, and wakes the followers.
+    pub(crate) async fn commit(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
+}
+
+fn appended_signal() -> std::sync::Arc<tokio::sync::watch::Sender<u64>> {
+    std::sync::Arc::new(tokio::sync::watch::channel(0).0)
 }
 
 /// SQLite in WAL mode with `synchronous=NORMAL`: a committed transaction

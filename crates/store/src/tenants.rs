@@ -147,7 +147,7 @@ impl Store {
             json!({"userPublicId": user.id, "email": user.email}),
         );
         insert_events(&mut tx, self.backend, &[ev]).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(user)
     }
 
@@ -227,7 +227,7 @@ impl Store {
             );
         }
         insert_events(&mut tx, self.backend, &events).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(group)
     }
 
@@ -297,7 +297,7 @@ impl Store {
             json!({"orgPublicId": org, "orgName": current.name}),
         );
         insert_events(&mut tx, self.backend, &[ev]).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(current)
     }
 
@@ -354,7 +354,7 @@ impl Store {
             );
         }
         insert_events(&mut tx, self.backend, &events).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(org)
     }
 
@@ -437,7 +437,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_events(&mut tx, self.backend, &events).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(org)
     }
 
@@ -466,7 +466,7 @@ impl Store {
         scope_exists(&mut tx, scope).await?;
         let (id, ev) = grant(&mut tx, scope, user, role, actor).await?;
         let stored = insert_events(&mut tx, self.backend, std::slice::from_ref(&ev)).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Member {
             id,
             user_id: user,
@@ -504,7 +504,7 @@ impl Store {
         };
         let ev = actor.event(event, scope, json!({"userPublicId": user}));
         insert_events(&mut tx, self.backend, &[ev]).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -621,7 +621,7 @@ async fn grant(
 }
 
 /// `NotFound` unless the group or org behind `scope` exists.
-async fn scope_exists(conn: &mut AnyConnection, scope: Scope) -> Result<(), StoreError> {
+pub(crate) async fn scope_exists(conn: &mut AnyConnection, scope: Scope) -> Result<(), StoreError> {
     let (sql, id, what) = match scope {
         Scope::Group(g) => ("SELECT id FROM groups_ WHERE id = $1", g, "group"),
         Scope::Org(o) => ("SELECT id FROM orgs WHERE id = $1", o, "organization"),

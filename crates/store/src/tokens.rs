@@ -77,7 +77,7 @@ impl Store {
             json!({"tokenPublicId": token.id, "name": token.name, "userPublicId": user_id}),
         );
         insert_events(&mut tx, self.backend, &[ev]).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(NewToken { token, secret })
     }
 
@@ -143,7 +143,7 @@ impl Store {
             .map(rows::token)
             .transpose()?
             .ok_or(StoreError::NotFound("token"))?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(token)
     }
 

@@ -71,13 +71,15 @@ enum Done {
 }
 
 /// Starts the writer task; it ends when every sender is dropped.
-pub(crate) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(pool: AnyPool, backend: Backend, appended: Appended) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, backend, rx));
+    tokio::spawn(run(pool, backend, rx, appended));
     tx
 }
 
-async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
+type Appended = std::sync::Arc<tokio::sync::watch::Sender<u64>>;
+
+async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>, appended: Appended) {
     while let Some(first) = rx.recv().await {
         let mut size = first.len();
         let mut jobs = vec![first];
@@ -91,8 +93,15 @@ async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
             }
         }
         metrics::histogram!("auditlake_group_commit_events").record(size as f64);
-        match commit_group(&pool, backend, &jobs).await {
-            Ok(done) => answer(jobs, done),
+        let result = commit_group(&pool, backend, &jobs).await;
+        // Wake followers even after a failed group: the one-by-one retries
+        // below may have committed some of its jobs.
+        let bump = || appended.send_modify(|n| *n = n.wrapping_add(1));
+        match result {
+            Ok(done) => {
+                bump();
+                answer(jobs, done)
+            }
             Err(e) => {
                 if jobs.len() > 1 {
                     tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; retrying its jobs one by one");
@@ -108,6 +117,7 @@ async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>) {
                     };
                     answer(vec![job], vec![done]);
                 }
+                bump();
             }
         }
     }

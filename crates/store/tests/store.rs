@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 #[path = "store/ingest.rs"]
 mod ingest;
+#[path = "store/integrations.rs"]
+mod integrations;
 #[path = "store/log.rs"]
 mod log;
 #[path = "store/paging.rs"]

@@ -5,28 +5,17 @@
 
 use std::time::Duration;
 
-use auditlake_lake::{AccessKey, Lake, LakeConfig};
+use auditlake_lake::{AccessKey, Lake};
 use aws_sdk_cloudtrail as ct;
 use aws_sdk_cloudtraildata as ctd;
 
-pub const REGION: &str = "us-east-1";
-
-pub fn key(account: &str) -> AccessKey {
-    AccessKey {
-        access_key_id: format!("AKIATEST{account}"),
-        secret_access_key: format!("secret-for-{account}-000000000000"),
-        account_id: account.to_owned(),
-    }
-}
-
-pub const OWNER: &str = "111111111111";
-pub const PARTNER: &str = "222222222222";
+pub use auditlake_lake::testing::{key, OWNER, PARTNER, REGION};
 
 pub struct TestLake {
     pub lake: Lake,
     pub url: String,
     pub dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
+    local: auditlake_lake::testing::LocalLake,
 }
 
 impl TestLake {
@@ -36,29 +25,19 @@ impl TestLake {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let mut config = LakeConfig::new(dir.path());
-        config.keys = vec![key(OWNER), key(PARTNER)];
-        let lake = Lake::open(config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let served = lake.clone();
-        let server = tokio::spawn(async move {
-            auditlake_lake::server::serve(listener, served, std::future::pending())
-                .await
-                .unwrap();
-        });
+        let local = auditlake_lake::testing::LocalLake::start(dir.path()).await;
         Self {
-            lake,
-            url,
+            lake: local.lake.clone(),
+            url: local.url.clone(),
             dir,
-            server,
+            local,
         }
     }
 
     /// Stops serving without flushing or closing anything, as a crash
     /// would leave it; returns the directory for a restart.
     pub fn crash(self) -> tempfile::TempDir {
-        self.server.abort();
+        self.local.crash();
         self.dir
     }
 

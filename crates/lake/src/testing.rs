@@ -1,0 +1,69 @@
+//! A real lake on a loopback port with fixed test keys, for the tests of
+//! this crate and of the crates that send to it (the forwarder, the CLI).
+//! Nothing here is used by the server itself.
+
+use std::path::Path;
+
+use crate::{AccessKey, Lake, LakeConfig};
+
+/// The region test clients sign for.
+pub const REGION: &str = "us-east-1";
+/// The account that owns the test stores and channels.
+pub const OWNER: &str = "111111111111";
+/// A second account, the partner of the console's integration flow.
+pub const PARTNER: &str = "222222222222";
+
+/// The fixed test key of `account`.
+pub fn key(account: &str) -> AccessKey {
+    AccessKey {
+        access_key_id: format!("AKIATEST{account}"),
+        secret_access_key: format!("secret-for-{account}-000000000000"),
+        account_id: account.to_owned(),
+    }
+}
+
+/// A lake serving on `127.0.0.1:<free port>`, keyed for [`OWNER`] and
+/// [`PARTNER`].
+pub struct LocalLake {
+    /// The lake.
+    pub lake: Lake,
+    /// Its endpoint URL.
+    pub url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl LocalLake {
+    /// Opens the lake in `dir` (creating or reopening it) and serves it.
+    pub async fn start(dir: &Path) -> Self {
+        let mut config = LakeConfig::new(dir);
+        config.keys = vec![key(OWNER), key(PARTNER)];
+        let lake = Lake::open(config).await.expect("open the test lake");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let served = lake.clone();
+        let server = tokio::spawn(async move {
+            crate::server::serve(listener, served, std::future::pending())
+                .await
+                .expect("serve the test lake");
+        });
+        Self { lake, url, server }
+    }
+
+    /// Stops serving without flushing or closing anything, as a crash
+    /// would.
+    pub fn crash(self) {
+        self.server.abort();
+    }
+
+    /// A control-plane client as `account`.
+    pub fn control(&self, account: &str) -> aws_sdk_cloudtrail::Client {
+        crate::client::control(&self.url, &key(account), REGION)
+    }
+
+    /// A data-plane client as `account`.
+    pub fn data(&self, account: &str) -> aws_sdk_cloudtraildata::Client {
+        crate::client::data(&self.url, &key(account), REGION)
+    }
+}
