@@ -119,6 +119,9 @@ pub mod releases {
     pub const TENANCY: &[Version] = &[Version::release(2023, May, 29, Ga)];
     /// Audit log search: GA at Snyk on 2023-09-11.
     pub const AUDIT_SEARCH: &[Version] = &[Version::release(2023, September, 11, Ga)];
+    /// Cloud event integrations: Snyk's `group_registrations` are
+    /// experimental since 2023-01-25; the org integrations ride along.
+    pub const CLOUD_EVENTS: &[Version] = &[Version::release(2023, January, 25, Experimental)];
     /// auditlake's own ingest API.
     pub const INGEST: &[Version] = &[Version::release(2024, October, 15, Ga)];
 }

@@ -9,6 +9,8 @@ mod common;
 mod auth;
 #[path = "api/capture.rs"]
 mod capture;
+#[path = "api/cloud_events.rs"]
+mod cloud_events;
 #[path = "api/ingest.rs"]
 mod ingest;
 #[path = "api/isolation.rs"]

@@ -42,6 +42,10 @@ pub struct FileConfig {
     pub lake_secret_access_key: Option<String>,
     /// See `--lake-account-id`.
     pub lake_account_id: Option<String>,
+    /// See `--cloudtrail-endpoint`.
+    pub cloudtrail_endpoint: Option<String>,
+    /// See `--event-source`.
+    pub event_source: Option<String>,
 }
 
 impl FileConfig {

@@ -19,8 +19,9 @@ use auditlake_core::{Actor, Role, Scope};
 use auditlake_store::{Page, Store};
 
 use crate::config::{DbArgs, FileConfig};
+use crate::forward::{Endpoint, ForwardOptions};
 use crate::lake::LakeOptions;
-use crate::serve::{open_store, serve_on};
+use crate::serve::{open_store, serve_on, Bound, LakeRun};
 
 /// Flags of `demo`.
 #[derive(Debug, Args)]
@@ -36,6 +37,8 @@ pub struct DemoArgs {
     rate: f64,
     #[command(flatten)]
     lake: LakeOptions,
+    #[command(flatten)]
+    forward: ForwardOptions,
 }
 
 const ADMIN_EMAIL: &str = "admin@demo.auditlake.test";
@@ -137,27 +140,142 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let world = world(&store).await?;
     let file = FileConfig::default();
     let lake = args.lake.open(&file, &args.data_dir).await?;
-    let lake_listen = args.lake.listen(&file);
-    let (tx, rx) = tokio::sync::oneshot::channel::<SocketAddr>();
+    let key = args.lake.client_key(&file, &args.data_dir)?;
+    let run = LakeRun {
+        lake,
+        listen: args.lake.listen(&file),
+        key: key.clone(),
+    };
+    // The demo forwards into its own lake unless told otherwise.
+    let mut forwarding = args.forward.plan(&file)?;
+    if let Some(f) = forwarding.as_mut() {
+        if args.forward.cloudtrail_endpoint.is_none() {
+            f.endpoint = Endpoint::Local;
+        }
+    }
+    let local = matches!(
+        forwarding.as_ref().map(|f| &f.endpoint),
+        Some(Endpoint::Local)
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<Bound>();
     let server = tokio::spawn({
         let store = store.clone();
         let listen = args.listen.clone();
         async move {
-            serve_on(store, &listen, Some((lake, lake_listen)), move |addr| {
-                let _ = tx.send(addr);
+            serve_on(store, &listen, Some(run), forwarding, move |bound| {
+                let _ = tx.send(bound);
             })
             .await
         }
     });
-    let addr = match rx.await {
-        Ok(addr) => addr,
+    let bound = match rx.await {
+        Ok(bound) => bound,
         Err(_) => return server.await?,
     };
-    banner(addr, &world);
+    let lake_store = match (bound.lake, local) {
+        (Some(lake_addr), true) => Some(
+            connect_group(&store, &world, bound.api, lake_addr, &key)
+                .await
+                .context("registering the demo group with the local lake")?,
+        ),
+        _ => None,
+    };
+    banner(bound.api, &world);
+    if let (Some(eds), Some(lake_addr)) = (lake_store, bound.lake) {
+        lake_banner(&eds, lake_addr, &args.data_dir);
+    }
     if args.rate > 0.0 {
-        tokio::spawn(generate(format!("http://{addr}"), world, args.rate));
+        tokio::spawn(generate(format!("http://{}", bound.api), world, args.rate));
     }
     server.await?
+}
+
+/// Makes sure the demo group streams into the local lake: a store, a
+/// channel with the group's External ID and a group registration made
+/// with the seed's REST request. Returns the event data store ID.
+async fn connect_group(
+    store: &Store,
+    w: &World,
+    api: SocketAddr,
+    lake: SocketAddr,
+    key: &auditlake_lake::AccessKey,
+) -> anyhow::Result<String> {
+    let lake_url = format!("http://{lake}");
+    let control = auditlake_lake::client::control(&lake_url, key, "us-east-1");
+    let existing = store
+        .integrations_of(Scope::Group(w.group), Page::default())
+        .await?
+        .items
+        .into_iter()
+        .next();
+    if let Some(reg) = &existing {
+        // Restarted: the registration's channel still feeds a store.
+        if let Ok(ch) = control
+            .get_channel()
+            .channel(&reg.config.channel_arn)
+            .send()
+            .await
+        {
+            if let Some(loc) = ch.destinations().first().map(|d| d.location()) {
+                return Ok(loc.rsplit('/').next().unwrap_or(loc).to_owned());
+            }
+        }
+    }
+    let setup = auditlake_lake::client::setup(
+        &control,
+        "auditlake-demo",
+        &w.group.to_string(),
+        &key.account_id,
+        90,
+    )
+    .await?;
+    let (_, _, token) = &w.users[0];
+    let body = json!({"data": {"type": "group_registration", "attributes": {
+        "type": "aws-cloudtrail",
+        "name": "Demo lake",
+        "config": {"account_id": key.account_id, "channel_arn": setup.channel_arn}}}});
+    let base = format!(
+        "http://{api}/rest/groups/{}/cloud_events/group_registrations",
+        w.group
+    );
+    let http = reqwest::Client::new();
+    let req = match &existing {
+        // The lake was wiped: point the registration at the new channel.
+        Some(reg) => {
+            let mut body = body;
+            body["data"]["id"] = json!(reg.id);
+            http.patch(format!("{base}/{}?version=2023-01-25~experimental", reg.id))
+                .body(body.to_string())
+        }
+        None => http
+            .post(format!("{base}?version=2023-01-25~experimental"))
+            .body(body.to_string()),
+    };
+    let res = req
+        .header("authorization", format!("token {token}"))
+        .header("content-type", "application/vnd.api+json")
+        .send()
+        .await?;
+    anyhow::ensure!(
+        res.status().is_success(),
+        "the group registration request failed: {} {}",
+        res.status(),
+        res.text().await.unwrap_or_default()
+    );
+    Ok(setup.event_data_store_id)
+}
+
+fn lake_banner(eds: &str, lake: SocketAddr, data_dir: &std::path::Path) {
+    let sql = format!(
+        "select eventtime, eventdata.useridentity, eventdata.eventname, \
+         eventdata.additionaleventdata from {eds} order by eventTime desc limit 10"
+    );
+    println!(
+        "The group's events stream into the local CloudTrail Lake (http://{lake}),\n\
+         event data store {eds}. The seed's query:\n\n  \
+         auditlake lake query --data-dir {dir} --endpoint http://{lake} \"{sql}\"\n",
+        dir = data_dir.display()
+    );
 }
 
 fn banner(addr: SocketAddr, w: &World) {

@@ -104,7 +104,7 @@ impl LakeOptions {
     }
 
     /// The key a client command signs with.
-    fn client_key(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<AccessKey> {
+    pub fn client_key(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<AccessKey> {
         if let Some(key) = self.key(file)? {
             return Ok(key);
         }

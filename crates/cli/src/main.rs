@@ -4,6 +4,7 @@
 mod admin;
 mod config;
 mod demo;
+mod forward;
 mod lake;
 mod serve;
 
@@ -42,6 +43,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// The local CloudTrail Lake: serve it alone, query it, set up a channel
     Lake(lake::LakeArgs),
+    /// Cloud event integrations: delivery status, lag, replay
+    Integrations(forward::IntegrationsArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -65,6 +68,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Lake(args) => lake::run(args).await,
+        Command::Integrations(args) => forward::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,9 +5,11 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use auditlake_api::AppState;
+use auditlake_lake::{AccessKey, Lake};
 use auditlake_store::Store;
 
 use crate::config::{DbArgs, FileConfig};
+use crate::forward::{ForwardOptions, Forwarding};
 use crate::lake::{serve_lake, LakeOptions};
 
 /// Flags of `serve`.
@@ -23,6 +25,28 @@ pub struct ServeArgs {
     /// Do not start the lake listener
     #[arg(long, env = "AUDITLAKE_NO_LAKE")]
     pub no_lake: bool,
+    #[command(flatten)]
+    pub forward: ForwardOptions,
+}
+
+/// A lake to run beside the API: where it listens and a key it accepts
+/// (for a forwarder that sends to it).
+pub struct LakeRun {
+    /// The lake.
+    pub lake: Lake,
+    /// Its listen address.
+    pub listen: String,
+    /// A key it accepts.
+    pub key: AccessKey,
+}
+
+/// The bound addresses, once every listener is up.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// The API.
+    pub api: std::net::SocketAddr,
+    /// The lake, when one runs.
+    pub lake: Option<std::net::SocketAddr>,
 }
 
 /// Opens the store named by the flags, running migrations.
@@ -71,13 +95,14 @@ fn shared_shutdown() -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<O
     }
 }
 
-/// Binds `listen` (and the lake's address, when a lake is given) and serves
-/// until a signal.
+/// Binds `listen` (and the lake's address, when a lake is given), starts
+/// the forwarder when one is planned, and serves until a signal.
 pub async fn serve_on(
     store: Store,
     listen: &str,
-    lake: Option<(auditlake_lake::Lake, String)>,
-    announce: impl FnOnce(std::net::SocketAddr),
+    lake: Option<LakeRun>,
+    forwarding: Option<Forwarding>,
+    announce: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     auditlake_api::install_metrics();
     let listener = TcpListener::bind(listen)
@@ -86,20 +111,44 @@ pub async fn serve_on(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let shutdown = shared_shutdown();
+    let mut lake_addr = None;
+    let mut lake_key = None;
     let lake_task = match lake {
-        Some((lake, lake_listen)) => {
+        Some(run) => {
             let stop = shutdown();
             // Bind before announcing, so a script that waits for the API
             // line finds the lake up too.
-            let listener = TcpListener::bind(&lake_listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {lake_listen} for the lake: {e}"))?;
-            Some(tokio::spawn(serve_lake(lake, listener, stop)))
+            let listener = TcpListener::bind(&run.listen).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {} for the lake: {e}", run.listen)
+            })?;
+            lake_addr = Some(listener.local_addr()?);
+            lake_key = Some(run.key);
+            Some(tokio::spawn(serve_lake(run.lake, listener, stop)))
         }
         None => None,
     };
-    announce(addr);
+    let forwarder = match forwarding {
+        Some(plan) => {
+            let lake_url = lake_addr.map(|a| format!("http://{a}"));
+            let local = lake_url.as_deref().zip(lake_key.as_ref());
+            let config = plan.config(local)?;
+            tracing::info!(
+                endpoint = config.target.endpoint.as_deref().unwrap_or("AWS"),
+                event_source = %config.event_source,
+                "forwarding cloud events"
+            );
+            Some(auditlake_forwarder::spawn(store.clone(), config).await)
+        }
+        None => None,
+    };
+    announce(Bound {
+        api: addr,
+        lake: lake_addr,
+    });
     auditlake_api::serve(listener, AppState::new(store.clone()), shutdown()).await?;
+    if let Some(f) = forwarder {
+        f.shutdown().await;
+    }
     if let Some(task) = lake_task {
         task.await??;
     }
@@ -114,17 +163,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let lake = if args.no_lake {
         None
     } else {
-        let lake = args.lake.open(&file, &args.db.data_dir(&file)).await?;
-        Some((lake, args.lake.listen(&file)))
+        let data_dir = args.db.data_dir(&file);
+        let lake = args.lake.open(&file, &data_dir).await?;
+        Some(LakeRun {
+            lake,
+            listen: args.lake.listen(&file),
+            key: args.lake.client_key(&file, &data_dir)?,
+        })
     };
+    let forwarding = args.forward.plan(&file)?;
     let listen = args
         .listen
         .clone()
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     // Printed on stdout so scripts and tests can wait for the server.
-    serve_on(store, &listen, lake, |addr| {
-        println!("auditlake listening on http://{addr}")
+    serve_on(store, &listen, lake, forwarding, |bound| {
+        println!("auditlake listening on http://{}", bound.api)
     })
     .await
 }

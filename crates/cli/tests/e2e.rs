@@ -288,6 +288,19 @@ async fn demo_serves_tenants_and_generates_events() {
         }
     }
     let (url, token, group) = (url.unwrap(), token.unwrap(), group.unwrap());
+    // The demo registers its group with its own lake and prints the seed's
+    // query for it.
+    let query_line = loop {
+        let line = lines.next().expect("demo lake banner").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("auditlake lake query ") {
+            break rest.to_owned();
+        }
+    };
+    let (flags, sql) = query_line.split_once(" \"").expect("quoted SQL");
+    let sql = sql.trim_end_matches('"').to_owned();
+    let mut query_args: Vec<String> = ["lake", "query", "--json"].map(String::from).to_vec();
+    query_args.extend(flags.split_whitespace().map(String::from));
+    query_args.push(sql);
     let http = reqwest::Client::new();
     // The generator runs at 50 actions/s; wait (bounded) until its
     // settings edits and ingested project events show up.
@@ -322,6 +335,26 @@ async fn demo_serves_tenants_and_generates_events() {
     ] {
         assert!(seen.contains(expected), "{expected} missing from {seen:?}");
     }
+    // ...and the printed seed query finds the users' actions in the lake.
+    let mut lake_names = HashSet::new();
+    for _ in 0..300 {
+        let out = Command::new(BIN).args(&query_args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for r in rows.as_array().unwrap() {
+            assert!(r["useridentity"].as_str().unwrap().contains("principalid="));
+            lake_names.insert(r["eventname"].as_str().unwrap().to_owned());
+        }
+        if lake_names.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(lake_names.len() >= 2, "the lake got {lake_names:?}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod body;
+pub(crate) mod cloud_events;
 pub(crate) mod tenancy;
 
 use axum::extract::DefaultBodyLimit;
@@ -47,6 +48,34 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/groups/{group_id}/memberships/{membership_id}",
             axum::routing::delete(remove_member),
+        )
+        .route(
+            "/groups/{group_id}/cloud_events/group_registrations",
+            get(cloud_events::list).post(cloud_events::create),
+        )
+        .route(
+            "/groups/{group_id}/cloud_events/group_registrations/{group_registration_id}",
+            get(cloud_events::get)
+                .patch(cloud_events::update)
+                .delete(cloud_events::delete),
+        )
+        .route(
+            "/groups/{group_id}/cloud_events/group_registrations/{group_registration_id}/replay",
+            post(cloud_events::replay),
+        )
+        .route(
+            "/orgs/{org_id}/cloud_events/integrations",
+            get(cloud_events::list).post(cloud_events::create),
+        )
+        .route(
+            "/orgs/{org_id}/cloud_events/integrations/{integration_id}",
+            get(cloud_events::get)
+                .patch(cloud_events::update)
+                .delete(cloud_events::delete),
+        )
+        .route(
+            "/orgs/{org_id}/cloud_events/integrations/{integration_id}/replay",
+            post(cloud_events::replay),
         )
         .route("/orgs/{org_id}/audit_logs/search", get(audit::search))
         .route("/groups/{group_id}/audit_logs/search", get(audit::search))

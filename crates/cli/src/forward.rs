@@ -1,0 +1,258 @@
+//! Forwarding: the flags that point the forwarder at AWS, another endpoint
+//! or the lake this process runs, and `auditlake integrations` (list,
+//! replay) for operators.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use auditlake_core::{time_fmt, Actor, Integration, Scope};
+use auditlake_forwarder::{ForwarderConfig, StaticKey, Target};
+use auditlake_lake::AccessKey;
+use auditlake_store::{Page, Store};
+
+use crate::config::{DbArgs, FileConfig};
+use crate::serve::open_store;
+
+/// Flags of the forwarder, shared by `serve` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardOptions {
+    /// Send PutAuditEvents to this endpoint instead of AWS (the region still
+    /// comes from each channel ARN); `local` sends to the lake this process
+    /// runs, signed with the lake's own key [default: AWS]
+    #[arg(long, env = "AUDITLAKE_CLOUDTRAIL_ENDPOINT")]
+    pub cloudtrail_endpoint: Option<String>,
+    /// eventData.eventSource of forwarded events [default: this machine's host name]
+    #[arg(long, env = "AUDITLAKE_EVENT_SOURCE")]
+    pub event_source: Option<String>,
+    /// Do not forward in this process (another process does)
+    #[arg(long, env = "AUDITLAKE_NO_FORWARDER")]
+    pub no_forwarder: bool,
+}
+
+/// Where the forwarder sends, before the local lake's address is known.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// AWS, with the standard credential chain.
+    Aws,
+    /// Another endpoint, with the standard credential chain.
+    Url(String),
+    /// The lake this process runs, with its key.
+    Local,
+}
+
+/// What the forwarder of a process should be.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    /// Where to.
+    pub endpoint: Endpoint,
+    /// `eventData.eventSource`.
+    pub event_source: String,
+}
+
+impl ForwardOptions {
+    /// The forwarding plan, or `None` when this process does not forward.
+    pub fn plan(&self, file: &FileConfig) -> anyhow::Result<Option<Forwarding>> {
+        if self.no_forwarder {
+            return Ok(None);
+        }
+        let endpoint = match self
+            .cloudtrail_endpoint
+            .clone()
+            .or_else(|| file.cloudtrail_endpoint.clone())
+        {
+            None => Endpoint::Aws,
+            Some(e) if e == "local" => Endpoint::Local,
+            Some(e) => {
+                let url = reqwest::Url::parse(&e)
+                    .with_context(|| format!("--cloudtrail-endpoint {e:?} is not a URL"))?;
+                anyhow::ensure!(
+                    matches!(url.scheme(), "http" | "https"),
+                    "--cloudtrail-endpoint must be an http(s) URL or `local`"
+                );
+                Endpoint::Url(e)
+            }
+        };
+        let event_source = self
+            .event_source
+            .clone()
+            .or_else(|| file.event_source.clone())
+            .unwrap_or_else(host_name);
+        Ok(Some(Forwarding {
+            endpoint,
+            event_source,
+        }))
+    }
+}
+
+impl Forwarding {
+    /// The forwarder's configuration, given the running lake's URL and key
+    /// (needed for [`Endpoint::Local`]).
+    pub fn config(&self, lake: Option<(&str, &AccessKey)>) -> anyhow::Result<ForwarderConfig> {
+        let mut target = Target {
+            endpoint: None,
+            credentials: None,
+            timeout: Duration::from_secs(10),
+        };
+        match &self.endpoint {
+            Endpoint::Aws => {}
+            Endpoint::Url(u) => target.endpoint = Some(u.clone()),
+            Endpoint::Local => {
+                let (url, key) = lake.context(
+                    "--cloudtrail-endpoint local sends to this process's lake, which is off (--no-lake)",
+                )?;
+                target.endpoint = Some(url.to_owned());
+                target.credentials = Some(StaticKey {
+                    access_key_id: key.access_key_id.clone(),
+                    secret_access_key: key.secret_access_key.clone(),
+                });
+            }
+        }
+        Ok(ForwarderConfig::new(self.event_source.clone(), target))
+    }
+}
+
+/// The machine's host name, or `auditlake` when it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "auditlake".to_owned())
+}
+
+/// Flags of `integrations`.
+#[derive(Debug, Args)]
+pub struct IntegrationsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: IntegrationsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// Every integration with its delivery status, lag and counts
+    List,
+    /// Send an integration's events from a point in time again
+    Replay {
+        /// The integration (or group registration) ID
+        id: Uuid,
+        /// RFC 3339 time to replay from, e.g. 2026-11-24T00:00:00Z
+        #[arg(long)]
+        from: String,
+    },
+}
+
+/// Runs `integrations`.
+pub async fn run(args: IntegrationsArgs) -> anyhow::Result<()> {
+    let file = FileConfig::load(args.db.config.as_deref())?;
+    let store = open_store(&args.db, &file).await?;
+    let result = match args.command {
+        IntegrationsCommand::List => list(&store, args.json).await,
+        IntegrationsCommand::Replay { id, from } => {
+            let from_us = time_fmt::parse_rfc3339(&from)
+                .with_context(|| format!("--from {from:?} is not an RFC 3339 time"))?;
+            let i = store
+                .integration_by_id(id)
+                .await?
+                .with_context(|| format!("no integration {id}"))?;
+            let i = store
+                .replay_integration(i.scope, id, from_us, &Actor::default())
+                .await?;
+            crate::admin::print(&row(&store, &i).await?, args.json);
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+async fn row(store: &Store, i: &Integration) -> anyhow::Result<Value> {
+    let lag = store.lag(i).await?;
+    let now = time_fmt::now_micros();
+    let (level, tenant) = match i.scope {
+        Scope::Group(g) => ("group", g),
+        Scope::Org(o) => ("org", o),
+        Scope::User => ("-", Uuid::nil()),
+    };
+    let at = |us: Option<i64>| us.map(time_fmt::format_micros);
+    Ok(json!({
+        "id": i.id,
+        "name": i.name,
+        "level": level,
+        "external_id": tenant,
+        "channel_arn": i.config.channel_arn,
+        "status": i.status.as_str(),
+        "lag_events": lag.events,
+        "lag_seconds": lag.oldest_us.map_or(0, |o| (now - o).max(0) / 1_000_000),
+        "delivered": i.delivered,
+        "failed": i.failed,
+        "last_success_at": at(i.last_success_us),
+        "last_error": i.last_error,
+        "last_error_at": at(i.last_error_us),
+    }))
+}
+
+async fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut page = Page {
+        limit: 100,
+        ..Page::default()
+    };
+    loop {
+        let res = store.all_integrations(page).await?;
+        for i in &res.items {
+            rows.push(row(store, i).await?);
+        }
+        match (res.has_more, res.items.last()) {
+            (true, Some(last)) => page.after = Some(last.id),
+            _ => break,
+        }
+    }
+    if as_json {
+        println!("{}", Value::Array(rows));
+        return Ok(());
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header([
+        "ID",
+        "NAME",
+        "LEVEL",
+        "STATUS",
+        "LAG",
+        "LAG (s)",
+        "DELIVERED",
+        "FAILED",
+        "LAST ERROR",
+    ]);
+    for r in &rows {
+        let s = |k: &str| match &r[k] {
+            Value::String(s) => s.clone(),
+            Value::Null => "-".into(),
+            v => v.to_string(),
+        };
+        table.add_row([
+            s("id"),
+            s("name"),
+            s("level"),
+            s("status"),
+            s("lag_events"),
+            s("lag_seconds"),
+            s("delivered"),
+            s("failed"),
+            s("last_error"),
+        ]);
+    }
+    println!("{table}");
+    eprintln!("{} integration(s)", rows.len());
+    Ok(())
+}
