@@ -31,6 +31,22 @@ pub struct ForwardOptions {
     /// Do not forward in this process (another process does)
     #[arg(long, env = "AUDITLAKE_NO_FORWARDER")]
     pub no_forwarder: bool,
+    /// Seconds a process holds an integration without renewing: how soon
+    /// another process sharing the database takes over from a dead one
+    #[arg(long, env = "AUDITLAKE_FORWARDER_LEASE_SECS", default_value_t = 30.0,
+          value_parser = positive_secs)]
+    pub forwarder_lease_secs: f64,
+    /// Most integrations this process delivers at once
+    #[arg(long, env = "AUDITLAKE_FORWARDER_WORKERS", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub forwarder_workers: u16,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.2..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.2 to 3600")),
+    }
 }
 
 /// Where the forwarder sends, before the local lake's address is known.
@@ -51,6 +67,10 @@ pub struct Forwarding {
     pub endpoint: Endpoint,
     /// `eventData.eventSource`.
     pub event_source: String,
+    /// See `--forwarder-lease-secs`.
+    pub lease_ttl: Duration,
+    /// See `--forwarder-workers`.
+    pub workers: usize,
 }
 
 impl ForwardOptions {
@@ -84,6 +104,8 @@ impl ForwardOptions {
         Ok(Some(Forwarding {
             endpoint,
             event_source,
+            lease_ttl: Duration::from_secs_f64(self.forwarder_lease_secs),
+            workers: usize::from(self.forwarder_workers),
         }))
     }
 }
@@ -92,10 +114,12 @@ impl Forwarding {
     /// The forwarder's configuration, given the running lake's URL and key
     /// (needed for [`Endpoint::Local`]).
     pub fn config(&self, lake: Option<(&str, &AccessKey)>) -> anyhow::Result<ForwarderConfig> {
+        // A call must end well within the lease, or another process could
+        // take the integration over while it is still in flight.
         let mut target = Target {
             endpoint: None,
             credentials: None,
-            timeout: Duration::from_secs(10),
+            timeout: (self.lease_ttl / 2).min(Duration::from_secs(10)),
         };
         match &self.endpoint {
             Endpoint::Aws => {}
@@ -111,7 +135,10 @@ impl Forwarding {
                 });
             }
         }
-        Ok(ForwarderConfig::new(self.event_source.clone(), target))
+        let mut config = ForwarderConfig::new(self.event_source.clone(), target);
+        config.lease_ttl = self.lease_ttl;
+        config.max_workers = self.workers;
+        Ok(config)
     }
 }
 

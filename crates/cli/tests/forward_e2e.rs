@@ -1,10 +1,15 @@
-//! The seed, end to end, with the real binaries on both backends: a lake
-//! runs as its own process (the peer, as AWS would be), `auditlake lake
+//! Forwarding end to end, with the real binaries on both backends.
+//!
+//! The seed's flow: a lake runs as its own process (the peer, as AWS would be), `auditlake lake
 //! setup` plays the console's "add integration" step with the group's ID
 //! as External ID, the seed's curl registers the group, users act, and the
 //! seed's SQL finds their events with the right `principalid`, `eventname`
 //! and `additionaleventdata`. The server sends with credentials from the
 //! standard AWS environment variables, as it would to AWS.
+//!
+//! Crashes: the server is killed with SIGKILL again and again at random
+//! moments while it delivers a backlog; in the end the lake holds every
+//! event exactly once.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -31,6 +36,9 @@ impl Drop for Killed {
 /// of `wanted`; returns the process and the rest of each such line.
 fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Killed, Vec<String>) {
     let mut cmd = Command::new(BIN);
+    cmd.env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
     cmd.args(args)
         .env("AUDITLAKE_LOG", "warn")
         .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
@@ -339,4 +347,216 @@ async fn seed_flow_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_flow_on_postgres() {
     seed_flow(Backend::Postgres).await
+}
+
+/// A lake process with a channel for `external_id`: (process, URL, key,
+/// channel ARN, store ID).
+fn lake_with_channel(dir: &str, external_id: &str) -> (Killed, String, Value, String, String) {
+    let (lake, announced) = spawn_until(
+        &[
+            "lake",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir,
+        ],
+        &[],
+        &[
+            "auditlake lake credentials: ",
+            "auditlake lake listening on ",
+        ],
+    );
+    let key = json_of(&std::fs::read_to_string(&announced[0]).unwrap());
+    let url = announced[1].clone();
+    let setup = json_of(&run(&[
+        "lake",
+        "setup",
+        "--json",
+        "--external-id",
+        external_id,
+        "--data-dir",
+        dir,
+        "--endpoint",
+        &url,
+    ]));
+    (
+        lake,
+        url,
+        key,
+        setup["channel_arn"].as_str().unwrap().to_owned(),
+        setup["event_data_store_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `serve` forwarding to `lake_url` with `key`, with a short lease so a
+/// successor takes over quickly.
+fn serve_forwarding(db_url: &str, lake_url: &str, key: &Value, extra: &[&str]) -> (Killed, String) {
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-lake",
+        "--database-url",
+        db_url,
+        "--cloudtrail-endpoint",
+        lake_url,
+        "--forwarder-lease-secs",
+        "0.5",
+    ];
+    args.extend_from_slice(extra);
+    let (p, announced) = spawn_until(
+        &args,
+        &[
+            ("AWS_ACCESS_KEY_ID", key["access_key_id"].as_str().unwrap()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                key["secret_access_key"].as_str().unwrap(),
+            ),
+        ],
+        &["auditlake listening on "],
+    );
+    (p, announced[0].clone())
+}
+
+/// The one integration's row of `auditlake integrations list`.
+fn integration_row(db_url: &str) -> Value {
+    let list = json_of(&run(&[
+        "integrations",
+        "list",
+        "--json",
+        "--database-url",
+        db_url,
+    ]));
+    list[0].clone()
+}
+
+/// Bootstraps a tenant, registers its group with a lake channel, and fills
+/// the log with `events` ingested events while nothing forwards. Returns
+/// (lake process, lake URL, key, store ID, lake dir, events waiting).
+async fn backlog(
+    db_url: &str,
+    events: usize,
+) -> (Killed, String, Value, String, tempfile::TempDir, i64) {
+    let lake_dir = tempfile::tempdir().unwrap();
+    let boot = json_of(&run(&[
+        "admin",
+        "bootstrap",
+        "--json",
+        "--database-url",
+        db_url,
+    ]));
+    let token = boot["token"].as_str().unwrap().to_owned();
+    let group = boot["group_id"].as_str().unwrap().to_owned();
+    let org = boot["org_id"].as_str().unwrap().to_owned();
+    let (lake, lake_url, key, channel_arn, store_id) =
+        lake_with_channel(lake_dir.path().to_str().unwrap(), &group);
+    let (server, host) = serve_forwarding(db_url, &lake_url, &key, &["--no-forwarder"]);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{host}/rest/groups/{group}/cloud_events/group_registrations?version=2023-01-25~experimental"))
+        .header("authorization", format!("token {token}"))
+        .header("content-type", "application/vnd.api+json")
+        .body(json!({"data": {"type": "group_registration", "attributes": {"type": "aws-cloudtrail",
+            "name": "crash", "config": {"account_id": key["account_id"], "channel_arn": channel_arn}}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for chunk in 0..events.div_ceil(1000) {
+        let batch: Vec<Value> = (0..1000.min(events - chunk * 1000))
+            .map(|i| {
+                json!({"type": "audit_event", "attributes": {
+                "idempotency_id": format!("e-{chunk}-{i}"), "event": "org.project.test",
+                "content": {"n": chunk * 1000 + i}}})
+            })
+            .collect();
+        let r = http
+            .post(format!(
+                "{host}/rest/orgs/{org}/audit_logs/events?version=2024-10-15"
+            ))
+            .header("authorization", format!("token {token}"))
+            .header("content-type", "application/vnd.api+json")
+            .body(json!({ "data": batch }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    drop(server);
+    let waiting = integration_row(db_url)["lag_events"].as_i64().unwrap();
+    assert!(waiting > events as i64, "{waiting}");
+    (lake, lake_url, key, store_id, lake_dir, waiting)
+}
+
+/// Counts the store's rows and distinct UIDs.
+fn lake_counts(lake_dir: &Path, url: &str, store_id: &str) -> (i64, i64) {
+    let rows = json_of(&run(&[
+        "lake",
+        "query",
+        "--json",
+        "--data-dir",
+        lake_dir.to_str().unwrap(),
+        "--endpoint",
+        url,
+        &format!("select count(*) as c, count(distinct eventdata.uid) as u from {store_id}"),
+    ]));
+    let n = |k: &str| rows[0][k].as_str().unwrap().parse::<i64>().unwrap();
+    (n("c"), n("u"))
+}
+
+/// Waits (bounded) until nothing is waiting for the integration.
+async fn until_drained(db_url: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let row = integration_row(db_url);
+        if row["lag_events"] == 0 {
+            return row;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never drained: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn kill_9_while_delivering(backend: Backend, kills: usize) {
+    use rand::Rng as _;
+    let db = TestDb::new(backend).await;
+    let (_lake, lake_url, key, store_id, lake_dir, waiting) = backlog(&db.url, 20_000).await;
+    let mut progress = Vec::new();
+    for _ in 0..kills {
+        let (mut server, _) = serve_forwarding(&db.url, &lake_url, &key, &[]);
+        let ms = rand::rng().random_range(50..600);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        server.0.kill().unwrap(); // SIGKILL
+        server.0.wait().unwrap();
+        progress.push(integration_row(&db.url)["delivered"].as_i64().unwrap());
+    }
+    let (_server, _) = serve_forwarding(&db.url, &lake_url, &key, &[]);
+    let row = until_drained(&db.url).await;
+    let (rows, distinct) = lake_counts(lake_dir.path(), &lake_url, &store_id);
+    assert_eq!(
+        distinct, waiting,
+        "every event arrived (progress: {progress:?})"
+    );
+    assert_eq!(rows, distinct, "none twice");
+    assert!(row["delivered"].as_i64().unwrap() >= waiting);
+    assert!(
+        progress.iter().any(|d| *d > 0 && *d < waiting),
+        "some kill landed mid-delivery: {progress:?}"
+    );
+    drop(_server);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_delivering_loses_and_duplicates_nothing_on_sqlite() {
+    kill_9_while_delivering(Backend::Sqlite, 20).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_delivering_loses_and_duplicates_nothing_on_postgres() {
+    kill_9_while_delivering(Backend::Postgres, 20).await
 }
