@@ -560,3 +560,202 @@ async fn kill_9_while_delivering_loses_and_duplicates_nothing_on_sqlite() {
 async fn kill_9_while_delivering_loses_and_duplicates_nothing_on_postgres() {
     kill_9_while_delivering(Backend::Postgres, 20).await
 }
+
+/// Three servers on one PostgreSQL database share four integrations (the
+/// group's and three orgs'); one is killed with SIGKILL mid-way. Every
+/// store ends up with each of its events exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_the_work_and_survive_a_kill_on_postgres() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let lake_dir = tempfile::tempdir().unwrap();
+    let dir = lake_dir.path().to_str().unwrap().to_owned();
+    let boot = json_of(&run(&[
+        "admin",
+        "bootstrap",
+        "--json",
+        "--database-url",
+        &db.url,
+    ]));
+    let token = boot["token"].as_str().unwrap().to_owned();
+    let group = boot["group_id"].as_str().unwrap().to_owned();
+    let mut orgs = vec![boot["org_id"].as_str().unwrap().to_owned()];
+    for n in 0..2 {
+        let o = json_of(&run(&[
+            "admin",
+            "create-org",
+            "--json",
+            "--database-url",
+            &db.url,
+            "--name",
+            &format!("org {n}"),
+            "--admin-email",
+            "admin@example.com",
+            "--group-id",
+            &group,
+        ]));
+        orgs.push(o["org_id"].as_str().unwrap().to_owned());
+    }
+    let (_lake, announced) = spawn_until(
+        &[
+            "lake",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir,
+        ],
+        &[],
+        &[
+            "auditlake lake credentials: ",
+            "auditlake lake listening on ",
+        ],
+    );
+    let key = json_of(&std::fs::read_to_string(&announced[0]).unwrap());
+    let lake_url = announced[1].clone();
+
+    let (server, host) = serve_forwarding(&db.url, &lake_url, &key, &["--no-forwarder"]);
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(format!("{host}{path}"))
+            .header("authorization", format!("token {token}"))
+            .header("content-type", "application/vnd.api+json")
+            .body(body.to_string())
+            .send()
+    };
+    // (collection path, resource type, external ID) of each integration.
+    let mut targets = vec![(
+        format!("/rest/groups/{group}/cloud_events/group_registrations"),
+        "group_registration",
+        group.clone(),
+    )];
+    for o in &orgs {
+        targets.push((
+            format!("/rest/orgs/{o}/cloud_events/integrations"),
+            "org_integration",
+            o.clone(),
+        ));
+    }
+    let mut stores = Vec::new();
+    for (n, (path, kind, external)) in targets.iter().enumerate() {
+        let setup = json_of(&run(&[
+            "lake",
+            "setup",
+            "--json",
+            "--name",
+            &format!("channel-{n}"),
+            "--external-id",
+            external,
+            "--data-dir",
+            &dir,
+            "--endpoint",
+            &lake_url,
+        ]));
+        let r = post(
+            format!("{path}?version=2023-01-25~experimental"),
+            json!({"data": {"type": kind, "attributes": {"type": "aws-cloudtrail", "name": format!("i{n}"),
+                "config": {"account_id": key["account_id"], "channel_arn": setup["channel_arn"]}}}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        let id = json_of(&r.text().await.unwrap())["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        stores.push((
+            id,
+            setup["event_data_store_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for o in &orgs {
+        for chunk in 0..4 {
+            let batch: Vec<Value> = (0..1000)
+                .map(|i| json!({"type": "audit_event", "attributes": {
+                    "idempotency_id": format!("e-{chunk}-{i}"), "event": "org.project.test", "content": {"i": i}}}))
+                .collect();
+            let r = post(
+                format!("/rest/orgs/{o}/audit_logs/events?version=2024-10-15"),
+                json!({"data": batch}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    }
+    drop(server);
+    let list = json_of(&run(&[
+        "integrations",
+        "list",
+        "--json",
+        "--database-url",
+        &db.url,
+    ]));
+    let waiting = |id: &str| -> i64 {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["lag_events"]
+            .as_i64()
+            .unwrap()
+    };
+    let expected: Vec<i64> = stores.iter().map(|(id, _)| waiting(id)).collect();
+
+    let mut servers: Vec<Killed> = (0..3)
+        .map(|_| serve_forwarding(&db.url, &lake_url, &key, &[]).0)
+        .collect();
+    // Kill one once delivery is under way.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = json_of(&run(&[
+            "integrations",
+            "list",
+            "--json",
+            "--database-url",
+            &db.url,
+        ]));
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["delivered"].as_i64().unwrap() > 0)
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut victim = servers.remove(0);
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = json_of(&run(&[
+            "integrations",
+            "list",
+            "--json",
+            "--database-url",
+            &db.url,
+        ]));
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["lag_events"] == 0)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never drained: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for ((_, store_id), want) in stores.iter().zip(&expected) {
+        let (rows, distinct) = lake_counts(lake_dir.path(), &lake_url, store_id);
+        assert_eq!((rows, distinct), (*want, *want), "store {store_id}");
+    }
+    drop(servers);
+    db.cleanup().await;
+}

@@ -19,6 +19,8 @@ mod integrations;
 mod log;
 #[path = "store/paging.rs"]
 mod paging;
+#[path = "store/scope.rs"]
+mod scope;
 #[path = "store/search.rs"]
 mod search;
 #[path = "store/tenants.rs"]
