@@ -42,7 +42,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(h) => {
-            let mut res = h.render().into_response();
+            let mut text = h.render();
+            match integration_metrics(&state.store).await {
+                Ok(more) => text.push_str(&more),
+                Err(e) => tracing::warn!(error = %e, "reading integrations for /metrics failed"),
+            }
+            let mut res = text.into_response();
             res.headers_mut().insert(
                 "content-type",
                 HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -51,6 +56,93 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
     }
+}
+
+/// Each integration's delivery state, read at scrape time so that the
+/// numbers are those of the database every process shares, and removed
+/// integrations leave no stale series behind.
+async fn integration_metrics(
+    store: &auditlake_store::Store,
+) -> Result<String, auditlake_store::StoreError> {
+    use std::fmt::Write as _;
+    let now = auditlake_core::time_fmt::now_micros();
+    let mut lines: [(&str, &str, &str, String); 5] = [
+        (
+            "auditlake_integration_lag_events",
+            "gauge",
+            "Events waiting for delivery.",
+            String::new(),
+        ),
+        (
+            "auditlake_integration_lag_seconds",
+            "gauge",
+            "Age of the oldest waiting event.",
+            String::new(),
+        ),
+        (
+            "auditlake_integration_delivered_events_total",
+            "counter",
+            "Events the destination acknowledged.",
+            String::new(),
+        ),
+        (
+            "auditlake_integration_failed_entries_total",
+            "counter",
+            "Entries the destination refused (each retried).",
+            String::new(),
+        ),
+        (
+            "auditlake_integration_status",
+            "gauge",
+            "1 for the integration's current status.",
+            String::new(),
+        ),
+    ];
+    let mut page = auditlake_store::Page {
+        limit: 100,
+        ..auditlake_store::Page::default()
+    };
+    loop {
+        let res = store.all_integrations(page).await?;
+        for i in &res.items {
+            let lag = store.lag(i).await?;
+            let level = match i.scope {
+                auditlake_core::Scope::Group(_) => "group",
+                _ => "org",
+            };
+            let labels = format!(
+                "integration=\"{}\",level=\"{level}\",external_id=\"{}\"",
+                i.id,
+                i.external_id()
+            );
+            let age = lag.oldest_us.map_or(0.0, |o| (now - o).max(0) as f64 / 1e6);
+            let values = [
+                lag.events.to_string(),
+                age.to_string(),
+                i.delivered.to_string(),
+                i.failed.to_string(),
+            ];
+            for (line, v) in lines.iter_mut().zip(values) {
+                let _ = writeln!(line.3, "{}{{{labels}}} {v}", line.0);
+            }
+            let _ = writeln!(
+                lines[4].3,
+                "auditlake_integration_status{{{labels},status=\"{}\"}} 1",
+                i.status.as_str()
+            );
+        }
+        match (res.has_more, res.items.last()) {
+            (true, Some(last)) => page.after = Some(last.id),
+            _ => break,
+        }
+    }
+    let mut out = String::new();
+    for (name, kind, help, body) in &lines {
+        if !body.is_empty() {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{body}");
+        }
+    }
+    Ok(out)
 }
 
 async fn openapi() -> Response {

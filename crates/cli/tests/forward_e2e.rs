@@ -318,7 +318,8 @@ async fn seed_flow(backend: Backend) {
             .as_str()
             .is_some_and(|u| u.contains(&format!("/rest/orgs/{org}")))));
 
-    // The operator's view agrees.
+    // The operator's view agrees, once the last api.access went out too.
+    until_drained(&db.url).await;
     let list = json_of(&run(&[
         "integrations",
         "list",
@@ -334,6 +335,25 @@ async fn seed_flow(backend: Backend) {
         .expect("the registration is listed");
     assert_eq!(reg["status"], "healthy", "{reg}");
     assert_eq!(reg["external_id"], group);
+
+    // ...and so does /metrics.
+    let metrics = http
+        .get(format!("{host}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels = format!("integration=\"{reg_id}\",level=\"group\",external_id=\"{group}\"");
+    assert!(
+        metrics.contains(&format!(
+            "auditlake_integration_status{{{labels},status=\"healthy\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("auditlake_integration_lag_events{{{labels}}} 0")));
+    assert!(metrics.contains("auditlake_forwarder_events_delivered_total"));
 
     drop(_server);
     db.cleanup().await;
