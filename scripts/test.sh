@@ -9,6 +9,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export AUDITLAKE_TEST_PG="${AUDITLAKE_TEST_PG:-postgres://postgres@127.0.0.1:5432/test}"
 
 scripts/ensure-postgres.sh
+scripts/ensure-browser.sh
 
 echo "== rustfmt"
 cargo fmt --all -- --check

@@ -70,12 +70,19 @@ pub struct Origin {
 
 impl Origin {
     fn of(req: &Request) -> Self {
-        let ip = req
-            .extensions()
+        Self::from(req.extensions(), req.headers())
+    }
+
+    /// The origin of a request whose parts are being extracted.
+    pub fn of_parts(parts: &axum::http::request::Parts) -> Self {
+        Self::from(&parts.extensions, &parts.headers)
+    }
+
+    fn from(ext: &axum::http::Extensions, headers: &HeaderMap) -> Self {
+        let ip = ext
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string());
-        let user_agent = req
-            .headers()
+        let user_agent = headers
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
             .map(|s| {

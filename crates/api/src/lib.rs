@@ -10,8 +10,11 @@
 //! - `extract`: authentication, rights checks and input parsing.
 //! - `error`: the one place failures become HTTP responses.
 //! - `ops`: `/healthz`, `/metrics`, `/openapi.json`.
+//! - `dashboard`: the server-rendered web pages (sign-in, settings with the
+//!   External IDs, the CloudTrail Lake integration flow).
 
 mod ctx;
+mod dashboard;
 pub mod error;
 mod extract;
 mod jsonapi;
@@ -89,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/rest", rest)
         .nest("/v1", v1)
         .merge(ops::router())
+        .merge(dashboard::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

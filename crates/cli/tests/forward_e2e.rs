@@ -122,23 +122,7 @@ async fn seed_flow(backend: Backend) {
     let dir = lake_dir.path().to_str().unwrap().to_owned();
 
     // The peer: a lake of its own, with a generated key.
-    let (_lake, announced) = spawn_until(
-        &[
-            "lake",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir,
-        ],
-        &[],
-        &[
-            "auditlake lake credentials: ",
-            "auditlake lake listening on ",
-        ],
-    );
-    let key = json_of(&std::fs::read_to_string(&announced[0]).unwrap());
-    let lake_url = announced[1].clone();
+    let (_lake, lake_url, key) = lake_process(&dir);
     let account = key["account_id"].as_str().unwrap().to_owned();
 
     let boot = json_of(&run(&[
@@ -169,32 +153,12 @@ async fn seed_flow(backend: Backend) {
     let store_id = setup["event_data_store_id"].as_str().unwrap().to_owned();
 
     // The server, sending to the lake with the standard AWS variables.
-    let (_server, announced) = spawn_until(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-lake",
-            "--database-url",
-            &db.url,
-            "--cloudtrail-endpoint",
-            &lake_url,
-            "--event-source",
-            "audit.example.com",
-        ],
-        &[
-            ("AWS_ACCESS_KEY_ID", key["access_key_id"].as_str().unwrap()),
-            (
-                "AWS_SECRET_ACCESS_KEY",
-                key["secret_access_key"].as_str().unwrap(),
-            ),
-            ("AWS_CONFIG_FILE", "/nonexistent"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-        &["auditlake listening on "],
+    let (_server, host) = serve_forwarding(
+        &db.url,
+        &lake_url,
+        &key,
+        &["--event-source", "audit.example.com"],
     );
-    let host = announced[0].clone();
 
     // The seed's curl, as written, with the host and placeholders replaced.
     let body = format!(
@@ -369,9 +333,8 @@ async fn seed_flow_on_postgres() {
     seed_flow(Backend::Postgres).await
 }
 
-/// A lake process with a channel for `external_id`: (process, URL, key,
-/// channel ARN, store ID).
-fn lake_with_channel(dir: &str, external_id: &str) -> (Killed, String, Value, String, String) {
+/// A lake process of its own, with a generated key: (process, URL, key).
+fn lake_process(dir: &str) -> (Killed, String, Value) {
     let (lake, announced) = spawn_until(
         &[
             "lake",
@@ -388,7 +351,13 @@ fn lake_with_channel(dir: &str, external_id: &str) -> (Killed, String, Value, St
         ],
     );
     let key = json_of(&std::fs::read_to_string(&announced[0]).unwrap());
-    let url = announced[1].clone();
+    (lake, announced[1].clone(), key)
+}
+
+/// A lake process with a channel for `external_id`: (process, URL, key,
+/// channel ARN, store ID).
+fn lake_with_channel(dir: &str, external_id: &str) -> (Killed, String, Value, String, String) {
+    let (lake, url, key) = lake_process(dir);
     let setup = json_of(&run(&[
         "lake",
         "setup",
@@ -409,8 +378,9 @@ fn lake_with_channel(dir: &str, external_id: &str) -> (Killed, String, Value, St
     )
 }
 
-/// `serve` forwarding to `lake_url` with `key`, with a short lease so a
-/// successor takes over quickly.
+/// `serve` forwarding to `lake_url`, signed with `key` taken from the
+/// standard AWS environment variables, with a short lease so a successor
+/// takes over quickly.
 fn serve_forwarding(db_url: &str, lake_url: &str, key: &Value, extra: &[&str]) -> (Killed, String) {
     let mut args = vec![
         "serve",
@@ -544,7 +514,9 @@ async fn until_drained(db_url: &str) -> Value {
 async fn kill_9_while_delivering(backend: Backend, kills: usize) {
     use rand::Rng as _;
     let db = TestDb::new(backend).await;
-    let (_lake, lake_url, key, store_id, lake_dir, waiting) = backlog(&db.url, 20_000).await;
+    // Enough backlog that every kill lands mid-delivery.
+    let events = 20_000.max(kills * 1_000);
+    let (_lake, lake_url, key, store_id, lake_dir, waiting) = backlog(&db.url, events).await;
     let mut progress = Vec::new();
     for _ in 0..kills {
         let (mut server, _) = serve_forwarding(&db.url, &lake_url, &key, &[]);
@@ -571,14 +543,23 @@ async fn kill_9_while_delivering(backend: Backend, kills: usize) {
     db.cleanup().await;
 }
 
+/// Kills per crash test: 20 in the test suite; `scripts/crash-forward.sh`
+/// runs many more.
+fn kills() -> usize {
+    std::env::var("AUDITLAKE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_delivering_loses_and_duplicates_nothing_on_sqlite() {
-    kill_9_while_delivering(Backend::Sqlite, 20).await
+    kill_9_while_delivering(Backend::Sqlite, kills()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_delivering_loses_and_duplicates_nothing_on_postgres() {
-    kill_9_while_delivering(Backend::Postgres, 20).await
+    kill_9_while_delivering(Backend::Postgres, kills()).await
 }
 
 /// Three servers on one PostgreSQL database share four integrations (the
@@ -615,23 +596,7 @@ async fn three_processes_share_the_work_and_survive_a_kill_on_postgres() {
         ]));
         orgs.push(o["org_id"].as_str().unwrap().to_owned());
     }
-    let (_lake, announced) = spawn_until(
-        &[
-            "lake",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir,
-        ],
-        &[],
-        &[
-            "auditlake lake credentials: ",
-            "auditlake lake listening on ",
-        ],
-    );
-    let key = json_of(&std::fs::read_to_string(&announced[0]).unwrap());
-    let lake_url = announced[1].clone();
+    let (_lake, lake_url, key) = lake_process(&dir);
 
     let (server, host) = serve_forwarding(&db.url, &lake_url, &key, &["--no-forwarder"]);
     let http = reqwest::Client::new();

@@ -233,6 +233,71 @@ impl CloudTrailConfig {
     }
 }
 
+/// Checks an integration's three inputs together, reporting every field
+/// that is wrong (`name`, `account_id`, `channel_arn`) with its message, in
+/// that order: forms show them all at once, APIs point at the first.
+pub fn check_fields(
+    name: Option<&str>,
+    account: Option<&str>,
+    channel_arn: Option<&str>,
+) -> Result<(String, CloudTrailConfig), Vec<(&'static str, String)>> {
+    let mut errors = Vec::new();
+    let name = match name.map(|n| crate::validate::text("name", n, MAX_NAME_LEN)) {
+        None => {
+            errors.push(("name", "name is required".to_owned()));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(("name", e.message));
+            None
+        }
+        Some(Ok(n)) => Some(n),
+    };
+    let account = match account.map(account_id) {
+        None => {
+            errors.push(("account_id", "account_id is required".to_owned()));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(("account_id", e.message));
+            None
+        }
+        Some(Ok(a)) => Some(a),
+    };
+    let arn = match channel_arn.map(|a| ChannelArn::parse(a).map(|p| (a, p))) {
+        None => {
+            errors.push(("channel_arn", "channel_arn is required".to_owned()));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(("channel_arn", e.message));
+            None
+        }
+        Some(Ok(a)) => Some(a),
+    };
+    match (name, account, arn) {
+        (Some(name), Some(account), Some((text, parsed))) if errors.is_empty() => {
+            if parsed.account != account {
+                return Err(vec![(
+                    "channel_arn",
+                    format!(
+                        "the channel belongs to account {}, not to account_id {account}",
+                        parsed.account
+                    ),
+                )]);
+            }
+            Ok((
+                name,
+                CloudTrailConfig {
+                    account_id: account,
+                    channel_arn: text.to_owned(),
+                },
+            ))
+        }
+        _ => Err(errors),
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct EventData<'a> {
@@ -436,6 +501,33 @@ mod tests {
             assert_eq!(f, field, "{arn}");
             assert!(e.message.contains(why), "{arn}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn check_fields_reports_every_wrong_field() {
+        let errs = check_fields(Some(""), Some("12"), Some("arn:aws:s3:::b")).unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.0).collect();
+        assert_eq!(fields, ["name", "account_id", "channel_arn"]);
+        let errs = check_fields(None, None, None).unwrap_err();
+        assert!(errs.iter().all(|e| e.1.contains("required")));
+        let errs = check_fields(
+            Some("n"),
+            Some("123456789012"),
+            Some("arn:aws:cloudtrail:us-east-1:210987654321:channel/x"),
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].0, "channel_arn");
+        assert!(errs[0].1.contains("210987654321"));
+        let (name, c) = check_fields(
+            Some("n"),
+            Some("123456789012"),
+            Some("arn:aws:cloudtrail:us-east-1:123456789012:channel/x"),
+        )
+        .unwrap();
+        assert_eq!(
+            (name.as_str(), c.account_id.as_str()),
+            ("n", "123456789012")
+        );
     }
 
     #[test]

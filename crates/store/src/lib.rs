@@ -8,6 +8,7 @@
 //! - `tenants`: users, groups, orgs, memberships, each change written with
 //!   its audit event in one transaction.
 //! - `tokens`: personal API tokens, stored as SHA-256 hashes.
+//! - `sessions`: dashboard sign-in sessions, stored the same way.
 //! - `append`: the single path that writes audit events, with the ordering
 //!   invariant readers rely on.
 //! - `search`: audit-log queries with stable keyset cursors.
@@ -24,6 +25,7 @@ mod error;
 mod integrations;
 mod rows;
 mod search;
+mod sessions;
 mod tenants;
 mod tokens;
 mod writer;
@@ -40,6 +42,7 @@ pub use append::{IngestItem, IngestOutcome};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
 pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
+pub use sessions::{NewSession, Session, SESSION_SECS};
 /// The database driver's error, for callers that classify failures.
 pub use sqlx::Error as SqlxError;
 pub use tenants::{Member, Page, PageOf};
@@ -94,6 +97,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "integrations",
         include_str!("../migrations/0002_integrations.sql"),
         include_str!("../migrations/0002_integrations.sql"),
+    ),
+    (
+        3,
+        "sessions",
+        include_str!("../migrations/0003_sessions.sql"),
+        include_str!("../migrations/0003_sessions.sql"),
     ),
 ];
 

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use auditlake_core::integration::{CloudTrailConfig, KIND_AWS_CLOUDTRAIL, MAX_NAME_LEN};
+use auditlake_core::integration::{
+    check_fields, CloudTrailConfig, KIND_AWS_CLOUDTRAIL, MAX_NAME_LEN,
+};
 use auditlake_core::{time_fmt, validate, Integration, Scope};
 use auditlake_store::IntegrationChange;
 
@@ -107,6 +109,14 @@ fn check_kind(kind: Option<&str>, required: bool) -> Result<(), ApiError> {
     }
 }
 
+/// The JSON pointer of an integration input.
+fn pointer(field: &str) -> String {
+    match field {
+        "name" => "/data/attributes/name".to_owned(),
+        other => format!("/data/attributes/config/{other}"),
+    }
+}
+
 fn check_name(name: &str) -> Result<String, ApiError> {
     validate::text("name", name, MAX_NAME_LEN)
         .map_err(|e| ApiError::invalid_body("/data/attributes/name", e.message))
@@ -170,18 +180,22 @@ pub(crate) async fn create(
     req.data.no_id()?;
     let a = &req.data.attributes;
     check_kind(a.kind.as_deref(), true)?;
-    let name = check_name(
-        a.name
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid_body("/data/attributes/name", "name is required"))?,
-    )?;
-    let config = a.config.as_ref().ok_or_else(|| {
-        ApiError::invalid_body(
+    if a.config.is_none() && a.name.is_some() {
+        return Err(ApiError::invalid_body(
             "/data/attributes/config",
             "config with account_id and channel_arn is required",
-        )
+        ));
+    }
+    let config = a.config.as_ref();
+    let (name, config) = check_fields(
+        a.name.as_deref(),
+        config.and_then(|c| c.account_id.as_deref()),
+        config.and_then(|c| c.channel_arn.as_deref()),
+    )
+    .map_err(|errors| {
+        let (field, message) = errors.into_iter().next().expect("at least one error");
+        ApiError::invalid_body(pointer(field), message)
     })?;
-    let config = check_config(config.account_id.as_deref(), config.channel_arn.as_deref())?;
     let i = state
         .store
         .create_integration(scope, &name, config, &caller.actor())

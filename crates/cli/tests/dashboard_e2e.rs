@@ -1,0 +1,144 @@
+//! The dashboard in real headless Chromium (Debian's `/usr/bin/chromium`,
+//! driven by `playwright-core`; both installed by `scripts/ensure-browser.sh`,
+//! which the test command runs): the real server, with its own lake and the
+//! forwarder sending to it, walked through the seed's flow by
+//! `tests/browser/dashboard.mjs`. Screenshots of every step are kept in
+//! `target/dashboard-screenshots/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run auditlake");
+    assert!(
+        out.status.success(),
+        "auditlake {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_dashboard_flow_in_chromium() {
+    let browser_dir = repo().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir() && PathBuf::from("/usr/bin/chromium").exists(),
+        "Chromium or playwright-core is missing: run scripts/ensure-browser.sh (scripts/test.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let db = format!("sqlite://{data}/auditlake.db");
+    let boot = run(&["admin", "bootstrap", "--json", "--database-url", &db]);
+    let other_user = run(&[
+        "admin",
+        "create-user",
+        "--json",
+        "--database-url",
+        &db,
+        "--email",
+        "other@example.com",
+        "--name",
+        "Other",
+    ]);
+    let other = run(&[
+        "admin",
+        "create-org",
+        "--json",
+        "--database-url",
+        &db,
+        "--name",
+        "Other Org",
+        "--admin-email",
+        "other@example.com",
+    ]);
+    assert!(other_user["user_id"].is_string());
+
+    let mut server = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--lake-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+            "--database-url",
+            &db,
+            "--cloudtrail-endpoint",
+            "local",
+        ])
+        .env("AUDITLAKE_LOG", "warn")
+        .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn auditlake serve");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let (mut base, mut lake) = (None, None);
+    while base.is_none() || lake.is_none() {
+        let line = lines.next().expect("announce").unwrap();
+        if let Some(u) = line.strip_prefix("auditlake listening on ") {
+            base = Some(u.to_owned());
+        }
+        if let Some(u) = line.strip_prefix("auditlake lake listening on ") {
+            lake = Some(u.to_owned());
+        }
+    }
+    let _server = Killed(server);
+    let (base, lake) = (base.unwrap(), lake.unwrap());
+    let org = boot["org_id"].as_str().unwrap();
+    // The console step in the server's own lake, with the org's ID.
+    let setup = run(&[
+        "lake",
+        "setup",
+        "--json",
+        "--external-id",
+        org,
+        "--data-dir",
+        &data,
+        "--endpoint",
+        &lake,
+    ]);
+    let channel_arn = setup["channel_arn"].as_str().unwrap();
+    let account = channel_arn.split(':').nth(4).unwrap();
+
+    let shots = repo().join("target/dashboard-screenshots");
+    let out = Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .env("BASE", &base)
+        .env("TOKEN", boot["token"].as_str().unwrap())
+        .env("ORG_ID", org)
+        .env("GROUP_ID", boot["group_id"].as_str().unwrap())
+        .env("ACCOUNT", account)
+        .env("CHANNEL_ARN", channel_arn)
+        .env("OTHER_ORG_ID", other["org_id"].as_str().unwrap())
+        .env("SHOTS", &shots)
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "the browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

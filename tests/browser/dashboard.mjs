@@ -1,0 +1,133 @@
+// The seed's dashboard flow in headless Chromium, against a real server.
+// Driven by crates/cli/tests/dashboard_e2e.rs, which starts the server and
+// passes (env): BASE, TOKEN, ORG_ID, GROUP_ID, ACCOUNT, CHANNEL_ARN,
+// OTHER_ORG_ID, SHOTS (screenshot directory). Exits non-zero on the first
+// failed check, saying which.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing ${k}`);
+  return v;
+};
+const BASE = env("BASE"), TOKEN = env("TOKEN"), ORG = env("ORG_ID"), GROUP = env("GROUP_ID");
+const ACCOUNT = env("ACCOUNT"), ARN = env("CHANNEL_ARN"), OTHER = env("OTHER_ORG_ID"), SHOTS = env("SHOTS");
+mkdirSync(SHOTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-background-networking"],
+});
+let step = 0;
+const shot = async (page, name) => {
+  step += 1;
+  await page.screenshot({ path: `${SHOTS}/${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
+};
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+  const page = await context.newPage();
+
+  // Signed out: pages send you to sign in.
+  await page.goto(`${BASE}/orgs/${ORG}/settings`);
+  assert.match(page.url(), /\/login$/);
+
+  // A wrong token is refused, then the right one signs in.
+  await page.fill("#token", "alk_not-a-token");
+  await page.click("button[type=submit]");
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").innerText(), /invalid/);
+  await shot(page, "sign-in-refused");
+  await page.fill("#token", TOKEN);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "Your organizations and groups" }).waitFor();
+  await shot(page, "home");
+
+  // Organization settings: the Organization ID, copied with the button.
+  await page.goto(`${BASE}/orgs/${ORG}/settings`);
+  assert.equal((await page.locator("#org-id").innerText()).trim(), ORG);
+  await page.getByRole("button", { name: "Copy the Organization ID" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), ORG);
+  await shot(page, "org-settings");
+
+  // Group settings, reached by clicking the group's name: the Group ID.
+  await page.locator(`dd a[href="/groups/${GROUP}/settings"]`).click();
+  await page.getByRole("heading", { name: "Group settings" }).waitFor();
+  assert.equal((await page.locator("#group-id").innerText()).trim(), GROUP);
+  await shot(page, "group-settings");
+
+  // Integrations > Cloud events > AWS CloudTrail Lake.
+  await page.goto(`${BASE}/orgs/${ORG}/integrations`);
+  await page.getByRole("heading", { name: "Cloud events" }).waitFor();
+  await shot(page, "integrations");
+  await page.getByRole("link", { name: /AWS CloudTrail Lake/ }).first().click();
+  await page.getByRole("heading", { name: "Connect AWS CloudTrail Lake" }).waitFor();
+
+  // Validation next to each field: a bad ARN, then a wrong account.
+  await page.fill("#name", "Security lake");
+  await page.fill("#account_id", ACCOUNT);
+  await page.fill("#channel_arn", "arn:aws:s3:::not-a-channel");
+  await page.click("form.card button[type=submit]");
+  assert.match(await page.locator("#channel_arn-error").innerText(), /not a CloudTrail channel ARN/);
+  assert.equal(await page.inputValue("#name"), "Security lake", "the form keeps what was typed");
+  await shot(page, "bad-arn");
+  await page.fill("#account_id", "999999999999");
+  await page.fill("#channel_arn", ARN);
+  await page.click("form.card button[type=submit]");
+  assert.match(await page.locator("#channel_arn-error").innerText(), /belongs to account/);
+  await shot(page, "wrong-account");
+
+  // The right values: saved, then "View settings".
+  await page.fill("#account_id", ACCOUNT);
+  await page.click("form.card button[type=submit]");
+  await page.getByRole("heading", { name: "Integration saved" }).waitFor();
+  await shot(page, "saved");
+  await page.getByRole("link", { name: "View settings" }).click();
+  await page.getByRole("heading", { name: "AWS CloudTrail Lake settings" }).waitFor();
+
+  // It turns healthy once events reach the lake (the server forwards to its own lake).
+  let status = "";
+  for (let i = 0; i < 120 && status !== "healthy"; i++) {
+    await page.reload();
+    status = (await page.locator("table.integrations .status").first().innerText()).trim();
+    if (status !== "healthy") await page.waitForTimeout(250);
+  }
+  assert.equal(status, "healthy");
+  await shot(page, "healthy");
+
+  // Its detail, then removal with a confirmation step.
+  await page.getByRole("link", { name: "Security lake" }).click();
+  await page.getByRole("link", { name: "Remove integration" }).click();
+  await page.getByRole("heading", { name: "Remove integration?" }).waitFor();
+  await shot(page, "confirm-remove");
+  await page.getByRole("button", { name: "Remove integration" }).click();
+  await page.getByText("The integration was removed.").waitFor();
+  assert.equal(await page.locator("table.integrations").count(), 0);
+  await shot(page, "removed");
+
+  // Another tenant's pages are refused.
+  const res = await page.goto(`${BASE}/orgs/${OTHER}/settings`);
+  assert.equal(res.status(), 404);
+  await shot(page, "other-tenant");
+
+  // Phone width: the settings page still fits.
+  await page.setViewportSize({ width: 375, height: 740 });
+  await page.goto(`${BASE}/orgs/${ORG}/settings`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  assert.equal(overflow, false, "no horizontal scrolling at 375 px");
+  await shot(page, "phone");
+
+  // Keyboard: Tab reaches the copy button.
+  let reached = false;
+  for (let i = 0; i < 15 && !reached; i++) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate(() => document.activeElement?.classList.contains("copy"));
+  }
+  assert.ok(reached, "the copy button is reachable by keyboard");
+  console.log(`dashboard flow passed; screenshots in ${SHOTS}`);
+} finally {
+  await browser.close();
+}
