@@ -11,6 +11,8 @@ mod auth;
 mod capture;
 #[path = "api/cloud_events.rs"]
 mod cloud_events;
+#[path = "api/dashboard.rs"]
+mod dashboard;
 #[path = "api/ingest.rs"]
 mod ingest;
 #[path = "api/isolation.rs"]

@@ -1,0 +1,178 @@
+//! The dashboard's security paths over plain HTTP (the browser flow itself
+//! is tested in Chromium by the CLI's `dashboard_e2e`): sign-in with the
+//! double-submit token, the session cookie's attributes, CSRF on forms,
+//! redirects for visitors without a session, and other tenants' pages.
+
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+
+use crate::common::*;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of cookie `name` among a response's `Set-Cookie` headers.
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| {
+            let value = c[name.len() + 1..].split(';').next().unwrap().to_owned();
+            (value, c.to_owned())
+        })
+}
+
+/// Signs in with `token`; returns the session cookie's value.
+async fn sign_in(base: &str, token: &str) -> String {
+    let http = client();
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let (csrf, _) = set_cookie(&page, "auditlake_login_csrf").expect("login CSRF cookie");
+    let res = http
+        .post(format!("{base}/login"))
+        .header("cookie", format!("auditlake_login_csrf={csrf}"))
+        .form(&[("csrf", csrf.as_str()), ("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (session, attrs) = set_cookie(&res, "auditlake_session").expect("session cookie");
+    assert!(
+        attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
+        "{attrs}"
+    );
+    session
+}
+
+api_test!(sign_in_needs_the_forms_own_token, |h| async move {
+    let http = client();
+    let res = http
+        .get(format!("{}/orgs/{}/settings", h.base, h.org.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/login");
+
+    // A forged sign-in (no matching cookie) is refused and opens nothing.
+    let head = h.head().await;
+    let res = http
+        .post(format!("{}/login", h.base))
+        .form(&[("csrf", "forged"), ("token", h.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&res, "auditlake_session").is_none());
+    assert!(h.changes_since(head).await.is_empty());
+
+    let session = sign_in(&h.base, &h.token).await;
+    let login = h.changes_since(head).await;
+    assert_eq!(login.len(), 1);
+    assert_eq!(login[0].event, "user.login");
+    assert_eq!(login[0].user_id, Some(h.user.id));
+
+    let res = http
+        .get(format!("{}/orgs/{}/settings", h.base, h.org.id))
+        .header("cookie", format!("auditlake_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains(&h.org.id.to_string()));
+});
+
+api_test!(
+    forms_without_the_sessions_csrf_change_nothing,
+    |h| async move {
+        let session = sign_in(&h.base, &h.token).await;
+        let head = h.head().await;
+        let http = client();
+        let arn = "arn:aws:cloudtrail:us-east-1:123456789012:channel/x";
+        for csrf in ["", "0000"] {
+            let res = http
+                .post(format!(
+                    "{}/orgs/{}/integrations/cloudtrail",
+                    h.base, h.org.id
+                ))
+                .header("cookie", format!("auditlake_session={session}"))
+                .form(&[
+                    ("csrf", csrf),
+                    ("name", "n"),
+                    ("account_id", "123456789012"),
+                    ("channel_arn", arn),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        }
+        assert!(
+            h.changes_since(head).await.is_empty(),
+            "nothing was created"
+        );
+        assert!(h
+            .store
+            .integrations_of(Scope::Org(h.org.id), auditlake_store::Page::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+    }
+);
+
+api_test!(another_tenants_pages_are_not_found, |h| async move {
+    let other = h.new_tenant("other@example.com", "Other").await;
+    let session = sign_in(&h.base, &h.token).await;
+    let http = client();
+    for path in [
+        format!("/orgs/{}/settings", other.org.id),
+        format!("/orgs/{}/integrations", other.org.id),
+        format!("/orgs/{}/integrations/cloudtrail", other.org.id),
+        format!("/groups/{}/settings", uuid::Uuid::now_v7()),
+        "/orgs/not-a-uuid/settings".to_owned(),
+    ] {
+        let res = http
+            .get(format!("{}{path}", h.base))
+            .header("cookie", format!("auditlake_session={session}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        let body = res.text().await.unwrap();
+        assert!(!body.contains("Other"), "{path}: {body}");
+    }
+    // A member who is not an admin sees the org but not its integrations.
+    let (member, _) = h.new_user("member@example.com").await;
+    h.store
+        .add_member(
+            Scope::Org(h.org.id),
+            member.id,
+            auditlake_core::Role::OrgMember,
+            &Actor::user(h.user.id),
+        )
+        .await
+        .unwrap();
+    let token = h
+        .store
+        .create_token(member.id, "dashboard", None, &Actor::user(member.id))
+        .await
+        .unwrap()
+        .secret;
+    let member_session = sign_in(&h.base, &token).await;
+    let res = http
+        .get(format!(
+            "{}/orgs/{}/integrations/cloudtrail/new",
+            h.base, h.org.id
+        ))
+        .header("cookie", format!("auditlake_session={member_session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+});
