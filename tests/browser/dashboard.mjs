@@ -108,9 +108,30 @@ try {
   assert.equal(await page.locator("table.integrations").count(), 0);
   await shot(page, "removed");
 
+  // The audit log: a chart, the events, a filter, and an edit's before/after.
+  await page.goto(`${BASE}/orgs/${ORG}/settings`);
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("heading", { name: "Audit log" }).waitFor();
+  assert.ok((await page.locator("figure.chart rect").count()) >= 7, "a bar per day of the week shown");
+  assert.ok((await page.locator("table.events tbody tr").count()) >= 3);
+  await shot(page, "audit-log");
+  await page.fill("#event", "org.settings.edit");
+  await page.click("form.filters button[type=submit]");
+  const rows = page.locator("table.events tbody tr");
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().innerText(), /org\.settings\.edit/);
+  await rows.first().locator("a").click();
+  await page.locator("table.diff").waitFor();
+  assert.match(await page.locator("table.diff").innerText(), /require_mfa\s+null\s+true/);
+  assert.match(await page.locator("pre.json").innerText(), /"after"/);
+  await shot(page, "audit-event");
+  await page.goto(`${BASE}/orgs/${ORG}/audit?from=not-a-date`);
+  assert.match(await page.getByRole("alert").innerText(), /must be a date/);
+
   // Another tenant's pages are refused.
   const res = await page.goto(`${BASE}/orgs/${OTHER}/settings`);
   assert.equal(res.status(), 404);
+  assert.equal((await page.goto(`${BASE}/orgs/${OTHER}/audit`)).status(), 404);
   await shot(page, "other-tenant");
 
   // Phone width: the settings page still fits.

@@ -122,11 +122,26 @@ async fn the_seeds_dashboard_flow_in_chromium() {
     let channel_arn = setup["channel_arn"].as_str().unwrap();
     let account = channel_arn.split(':').nth(4).unwrap();
 
+    // A settings edit, for the audit log's before/after.
+    let token = boot["token"].as_str().unwrap();
+    let res = reqwest::Client::new()
+        .patch(format!("{base}/rest/orgs/{org}?version=2024-10-15"))
+        .header("authorization", format!("token {token}"))
+        .header("content-type", "application/vnd.api+json")
+        .body(
+            serde_json::json!({"data": {"type": "org", "id": org, "attributes": {"settings": {"require_mfa": true}}}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
     let shots = repo().join("target/dashboard-screenshots");
     let out = Command::new("node")
         .arg(browser_dir.join("dashboard.mjs"))
         .env("BASE", &base)
-        .env("TOKEN", boot["token"].as_str().unwrap())
+        .env("TOKEN", token)
         .env("ORG_ID", org)
         .env("GROUP_ID", boot["group_id"].as_str().unwrap())
         .env("ACCOUNT", account)

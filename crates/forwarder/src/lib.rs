@@ -21,7 +21,7 @@ pub mod batch;
 pub mod destination;
 mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +126,10 @@ async fn supervise(shared: Arc<Shared>) {
     let mut workers: JoinSet<worker::Stop> = JoinSet::new();
     let mut tasks: HashMap<tokio::task::Id, Uuid> = HashMap::new();
     let mut running: HashSet<Uuid> = HashSet::new();
+    // Integrations found with work that wait for a free worker: filled by
+    // a look at the database, drained as workers end, so that a full pool
+    // does not look again each time one worker finishes.
+    let mut waiting: VecDeque<Uuid> = VecDeque::new();
     let mut look = true;
     tracing::info!(owner = %shared.config.owner, "forwarder started");
     loop {
@@ -138,34 +142,30 @@ async fn supervise(shared: Arc<Shared>) {
                 .await
             {
                 Ok(ids) => {
-                    for id in ids {
-                        if running.len() >= shared.config.max_workers {
-                            break;
-                        }
-                        if running.insert(id) {
-                            let task = workers.spawn(worker::run(shared.clone(), id));
-                            tasks.insert(task.id(), id);
-                        }
-                    }
+                    waiting = ids.into_iter().filter(|id| !running.contains(id)).collect();
                 }
                 Err(e) => tracing::warn!(error = %e, "looking for integrations with work failed"),
             }
-            metrics::gauge!("auditlake_forwarder_workers").set(running.len() as f64);
         }
+        while running.len() < shared.config.max_workers {
+            let Some(id) = waiting.pop_front() else { break };
+            if running.insert(id) {
+                let task = workers.spawn(worker::run(shared.clone(), id));
+                tasks.insert(task.id(), id);
+            }
+        }
+        metrics::gauge!("auditlake_forwarder_workers").set(running.len() as f64);
         tokio::select! {
             _ = appended.changed() => look = true,
             _ = tokio::time::sleep(shared.config.poll) => look = true,
             Some(done) = workers.join_next_with_id(), if !workers.is_empty() => {
-                // A worker that ends caught up needs no new look unless the
-                // pool was full and others are waiting.
-                look = running.len() >= shared.config.max_workers;
+                look = false;
                 let task = match done {
                     Ok((task, _)) => task,
                     Err(e) => {
                         // Its lease expires and the integration is picked
                         // up again; nothing was acknowledged that was not sent.
                         tracing::error!(error = %e, "a forwarder worker failed");
-                        look = true;
                         e.id()
                     }
                 };

@@ -9,6 +9,7 @@
 
 use auditlake_core::{AuditEvent, Scope};
 use base64::Engine as _;
+use sqlx::Row;
 use uuid::Uuid;
 
 use crate::{rows, Store, StoreError};
@@ -109,52 +110,24 @@ impl Store {
             Some(c) => c.snapshot,
             None => self.head().await?,
         };
-        let mut sql = format!("SELECT {} FROM audit_events WHERE ", rows::EVENT_COLS);
-        let mut args: Vec<Arg> = Vec::new();
-        let mut push = |sql: &mut String, clause: &str, arg: Arg| {
-            args.push(arg);
-            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
-        };
-        match q.scope {
-            Some(Scope::Org(o)) => push(&mut sql, "org_id = ?", Arg::S(o.to_string())),
-            Some(Scope::Group(g)) => push(&mut sql, "group_id = ?", Arg::S(g.to_string())),
-            _ => {
-                return Err(StoreError::Invalid(
-                    "a search needs an org or a group".into(),
-                ))
-            }
-        }
-        push(&mut sql, " AND created_us >= ?", Arg::I(q.from_us));
-        push(&mut sql, " AND created_us < ?", Arg::I(q.to_us));
-        push(&mut sql, " AND seq <= ?", Arg::I(snapshot));
-        if let Some(u) = q.user_id {
-            push(&mut sql, " AND user_id = ?", Arg::S(u.to_string()));
-        }
-        if let Some(p) = &q.project_id {
-            push(&mut sql, " AND project_id = ?", Arg::S(p.clone()));
-        }
-        for (list, op) in [(&q.events, "IN"), (&q.exclude_events, "NOT IN")] {
-            if list.is_empty() {
-                continue;
-            }
-            sql.push_str(&format!(" AND event {op} ("));
-            for (i, e) in list.iter().enumerate() {
-                push(&mut sql, if i == 0 { "?" } else { ",?" }, Arg::S(e.clone()));
-            }
-            sql.push(')');
-        }
+        let (filter, mut args) = filter(q, Some(snapshot))?;
+        let mut sql = format!(
+            "SELECT {} FROM audit_events WHERE {filter}",
+            rows::EVENT_COLS
+        );
         let (cmp, dir) = match q.sort {
             SortOrder::Asc => (">", "ASC"),
             SortOrder::Desc => ("<", "DESC"),
         };
         if let Some(c) = q.cursor {
-            push(
-                &mut sql,
-                &format!(" AND (created_us {cmp} ?"),
-                Arg::I(c.created_us),
-            );
-            push(&mut sql, " OR (created_us = ?", Arg::I(c.created_us));
-            push(&mut sql, &format!(" AND seq {cmp} ?))"), Arg::I(c.seq));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (created_us {cmp} ${} OR (created_us = ${} AND seq {cmp} ${}))",
+                n + 1,
+                n + 2,
+                n + 3
+            ));
+            args.extend([Arg::I(c.created_us), Arg::I(c.created_us), Arg::I(c.seq)]);
         }
         sql.push_str(&format!(" ORDER BY created_us {dir}, seq {dir}"));
         args.push(Arg::I(i64::from(q.size) + 1));
@@ -164,14 +137,7 @@ impl Store {
             sql.push_str(&format!(" OFFSET ${}", args.len()));
         }
 
-        let mut query = sqlx::query(&sql);
-        for a in args {
-            query = match a {
-                Arg::S(s) => query.bind(s),
-                Arg::I(i) => query.bind(i),
-            };
-        }
-        let rows = query.fetch_all(&self.read).await?;
+        let rows = bind(sqlx::query(&sql), args).fetch_all(&self.read).await?;
         let more = rows.len() > q.size as usize;
         let items = rows
             .iter()
@@ -188,6 +154,111 @@ impl Store {
         };
         Ok(SearchPage { items, next })
     }
+
+    /// How many of the events `q` selects (cursor and order aside) fall in
+    /// each `bucket_us`-wide slice of time: `(slice start, count)`, oldest
+    /// first, empty slices left out. For the dashboard's chart.
+    pub async fn histogram(
+        &self,
+        q: &SearchQuery,
+        bucket_us: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        if bucket_us <= 0 {
+            return Err(StoreError::Invalid("the bucket must be positive".into()));
+        }
+        let (filter, mut args) = filter(q, None)?;
+        args.push(Arg::I(bucket_us));
+        let n = args.len();
+        let sql = format!(
+            "SELECT created_us / ${n} AS bucket, COUNT(*) AS n FROM audit_events \
+             WHERE {filter} GROUP BY bucket ORDER BY bucket"
+        );
+        bind(sqlx::query(&sql), args)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| {
+                let bucket: i64 = r.try_get("bucket")?;
+                Ok((bucket * bucket_us, r.try_get("n")?))
+            })
+            .collect()
+    }
+
+    /// One event of `scope`'s log by ID (`None` for another tenant's).
+    pub async fn event_in(&self, scope: Scope, id: Uuid) -> Result<Option<AuditEvent>, StoreError> {
+        let (col, tenant) = match scope {
+            Scope::Org(o) => ("org_id", o),
+            Scope::Group(g) => ("group_id", g),
+            Scope::User => return Ok(None),
+        };
+        let sql = format!(
+            "SELECT {} FROM audit_events WHERE id = $1 AND {col} = $2",
+            rows::EVENT_COLS
+        );
+        sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(tenant.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .as_ref()
+            .map(rows::event)
+            .transpose()
+    }
+}
+
+/// The `WHERE` clause of `q` (tenant, time window, filters; the snapshot
+/// when given) with its arguments, numbered from `$1`.
+fn filter(q: &SearchQuery, snapshot: Option<i64>) -> Result<(String, Vec<Arg>), StoreError> {
+    let mut sql = String::new();
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, arg: Arg| {
+        args.push(arg);
+        sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+    };
+    match q.scope {
+        Some(Scope::Org(o)) => push(&mut sql, "org_id = ?", Arg::S(o.to_string())),
+        Some(Scope::Group(g)) => push(&mut sql, "group_id = ?", Arg::S(g.to_string())),
+        _ => {
+            return Err(StoreError::Invalid(
+                "a search needs an org or a group".into(),
+            ))
+        }
+    }
+    push(&mut sql, " AND created_us >= ?", Arg::I(q.from_us));
+    push(&mut sql, " AND created_us < ?", Arg::I(q.to_us));
+    if let Some(snapshot) = snapshot {
+        push(&mut sql, " AND seq <= ?", Arg::I(snapshot));
+    }
+    if let Some(u) = q.user_id {
+        push(&mut sql, " AND user_id = ?", Arg::S(u.to_string()));
+    }
+    if let Some(p) = &q.project_id {
+        push(&mut sql, " AND project_id = ?", Arg::S(p.clone()));
+    }
+    for (list, op) in [(&q.events, "IN"), (&q.exclude_events, "NOT IN")] {
+        if list.is_empty() {
+            continue;
+        }
+        sql.push_str(&format!(" AND event {op} ("));
+        for (i, e) in list.iter().enumerate() {
+            push(&mut sql, if i == 0 { "?" } else { ",?" }, Arg::S(e.clone()));
+        }
+        sql.push(')');
+    }
+    Ok((sql, args))
+}
+
+fn bind<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        query = match a {
+            Arg::S(s) => query.bind(s),
+            Arg::I(i) => query.bind(i),
+        };
+    }
+    query
 }
 
 enum Arg {

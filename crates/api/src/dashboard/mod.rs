@@ -12,6 +12,7 @@
 //! - Pages check rights with the same rules as the API: another tenant's
 //!   org or group is "not found".
 
+mod audit;
 mod pages;
 
 use std::collections::HashMap;
@@ -63,6 +64,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/orgs/{org_id}/integrations/cloudtrail/{integration_id}/remove",
             get(integration_remove_page).post(integration_remove),
         )
+        .route("/orgs/{org_id}/audit", get(audit::log))
+        .route("/orgs/{org_id}/audit/{event_id}", get(audit::event))
+        .route("/groups/{group_id}/audit", get(audit::log))
+        .route("/groups/{group_id}/audit/{event_id}", get(audit::event))
         .route(
             "/groups/{group_id}/settings",
             get(group_settings).post(registration_create),
@@ -125,6 +130,11 @@ fn templates() -> &'static minijinja::Environment<'static> {
             (
                 "cloudtrail_remove.html",
                 include_str!("../../templates/cloudtrail_remove.html"),
+            ),
+            ("audit.html", include_str!("../../templates/audit.html")),
+            (
+                "audit_event.html",
+                include_str!("../../templates/audit_event.html"),
             ),
         ] {
             env.add_template(name, text)
@@ -369,5 +379,20 @@ impl<S: Send + Sync> FromRequest<S> for Form {
                 )
                 .into_response()
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_file_is_registered_and_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                super::templates().get_template(&name).is_ok(),
+                "{name} is not registered in templates()"
+            );
+        }
     }
 }

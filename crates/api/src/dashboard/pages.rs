@@ -46,7 +46,7 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
         .into_response()
 }
 
-fn store_failed(e: StoreError, s: Option<&Signed>) -> Page {
+pub(super) fn store_failed(e: StoreError, s: Option<&Signed>) -> Page {
     tracing::warn!(error = %e, "a dashboard page failed");
     match e {
         StoreError::NotFound(what) => not_found(what, s),
@@ -59,7 +59,7 @@ fn store_failed(e: StoreError, s: Option<&Signed>) -> Page {
     }
 }
 
-fn not_found(what: &str, s: Option<&Signed>) -> Page {
+pub(super) fn not_found(what: &str, s: Option<&Signed>) -> Page {
     Page::error(
         StatusCode::NOT_FOUND,
         "Not found",
@@ -68,7 +68,11 @@ fn not_found(what: &str, s: Option<&Signed>) -> Page {
     )
 }
 
-fn uuid_param(p: &HashMap<String, String>, name: &str, s: &Signed) -> Result<Uuid, Page> {
+pub(super) fn uuid_param(
+    p: &HashMap<String, String>,
+    name: &str,
+    s: &Signed,
+) -> Result<Uuid, Page> {
     p.get(name)
         .and_then(|v| Uuid::parse_str(v).ok())
         .ok_or_else(|| not_found("page", Some(s)))
@@ -202,7 +206,7 @@ fn group_view(g: &Group) -> Value {
 }
 
 /// The org, when the visitor may read it (and administer it, if `admin`).
-async fn org_for(
+pub(super) async fn org_for(
     state: &AppState,
     s: &Signed,
     p: &HashMap<String, String>,
@@ -227,7 +231,7 @@ async fn org_for(
     Ok(org)
 }
 
-async fn group_for(
+pub(super) async fn group_for(
     state: &AppState,
     s: &Signed,
     p: &HashMap<String, String>,
