@@ -1,7 +1,7 @@
 // The seed's dashboard flow in headless Chromium, against a real server.
 // Driven by crates/cli/tests/dashboard_e2e.rs, which starts the server and
-// passes (env): BASE, TOKEN, ORG_ID, GROUP_ID, ACCOUNT, CHANNEL_ARN,
-// OTHER_ORG_ID, SHOTS (screenshot directory). Exits non-zero on the first
+// passes (env): BASE, TOKEN, EMAIL, PASSWORD, ORG_ID, GROUP_ID, ACCOUNT,
+// CHANNEL_ARN, OTHER_ORG_ID, SHOTS (screenshot directory). Exits non-zero on the first
 // failed check, saying which.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -14,6 +14,7 @@ const env = (k) => {
 };
 const BASE = env("BASE"), TOKEN = env("TOKEN"), ORG = env("ORG_ID"), GROUP = env("GROUP_ID");
 const ACCOUNT = env("ACCOUNT"), ARN = env("CHANNEL_ARN"), OTHER = env("OTHER_ORG_ID"), SHOTS = env("SHOTS");
+const EMAIL = env("EMAIL"), PASSWORD = env("PASSWORD");
 mkdirSync(SHOTS, { recursive: true });
 
 const browser = await chromium.launch({
@@ -37,12 +38,12 @@ try {
 
   // A wrong token is refused, then the right one signs in.
   await page.fill("#token", "alk_not-a-token");
-  await page.click("button[type=submit]");
+  await page.getByRole("button", { name: "Sign in with token" }).click();
   await page.getByRole("alert").waitFor();
   assert.match(await page.getByRole("alert").innerText(), /invalid/);
   await shot(page, "sign-in-refused");
   await page.fill("#token", TOKEN);
-  await page.click("button[type=submit]");
+  await page.getByRole("button", { name: "Sign in with token" }).click();
   await page.getByRole("heading", { name: "Your organizations and groups" }).waitFor();
   await shot(page, "home");
 
@@ -148,6 +149,19 @@ try {
     reached = await page.evaluate(() => document.activeElement?.classList.contains("copy"));
   }
   assert.ok(reached, "the copy button is reachable by keyboard");
+  // Sign out, then in again with the email and password.
+  await page.setViewportSize({ width: 1100, height: 800 });
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Sign in" }).waitFor();
+  await page.fill("#email", EMAIL);
+  await page.fill("#password", "wrong password here");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  assert.match(await page.getByRole("alert").innerText(), /email or the password is wrong/);
+  assert.equal(await page.inputValue("#email"), EMAIL);
+  await page.fill("#password", PASSWORD);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("heading", { name: "Your organizations and groups" }).waitFor();
+  await shot(page, "password-sign-in");
   console.log(`dashboard flow passed; screenshots in ${SHOTS}`);
 } finally {
   await browser.close();

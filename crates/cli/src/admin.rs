@@ -50,6 +50,12 @@ enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Set a user's dashboard password, read from AUDITLAKE_PASSWORD or the first line of standard input
+    SetPassword {
+        /// The user's email
+        #[arg(long)]
+        email: String,
+    },
     /// Create an API token for a user (the secret is printed once)
     CreateToken {
         /// The user's email
@@ -176,6 +182,21 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 .await?;
             json!({"token_id": t.token.id, "token": t.secret, "user_id": u.id,
                    "expires_at": expires.map(time_fmt::format_micros)})
+        }
+        AdminCommand::SetPassword { email } => {
+            let u = user_by_email(&store, &email).await?;
+            let password = match std::env::var("AUDITLAKE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            store
+                .set_password(u.id, &password, &Actor::user(u.id))
+                .await?;
+            json!({"user_id": u.id, "email": u.email, "password": "set"})
         }
         AdminCommand::CreateGroup { name, admin_email } => {
             let u = user_by_email(&store, &admin_email).await?;

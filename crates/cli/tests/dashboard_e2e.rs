@@ -73,6 +73,24 @@ async fn the_seeds_dashboard_flow_in_chromium() {
         "other@example.com",
     ]);
     assert!(other_user["user_id"].is_string());
+    let password = "correct horse battery staple";
+    let out = Command::new(BIN)
+        .args([
+            "admin",
+            "set-password",
+            "--database-url",
+            &db,
+            "--email",
+            "admin@example.com",
+        ])
+        .env("AUDITLAKE_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut server = Command::new(BIN)
         .args([
@@ -142,6 +160,8 @@ async fn the_seeds_dashboard_flow_in_chromium() {
         .arg(browser_dir.join("dashboard.mjs"))
         .env("BASE", &base)
         .env("TOKEN", token)
+        .env("EMAIL", "admin@example.com")
+        .env("PASSWORD", password)
         .env("ORG_ID", org)
         .env("GROUP_ID", boot["group_id"].as_str().unwrap())
         .env("ACCOUNT", account)

@@ -8,7 +8,8 @@
 //! - `tenants`: users, groups, orgs, memberships, each change written with
 //!   its audit event in one transaction.
 //! - `tokens`: personal API tokens, stored as SHA-256 hashes.
-//! - `sessions`: dashboard sign-in sessions, stored the same way.
+//! - `sessions`: dashboard sign-in sessions, stored the same way, and
+//!   local users' passwords (argon2id).
 //! - `append`: the single path that writes audit events, with the ordering
 //!   invariant readers rely on.
 //! - `search`: audit-log queries with stable keyset cursors.
@@ -42,7 +43,7 @@ pub use append::{IngestItem, IngestOutcome};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
 pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
-pub use sessions::{NewSession, Session, SESSION_SECS};
+pub use sessions::{NewSession, Session, MIN_PASSWORD_LEN, SESSION_SECS};
 /// The database driver's error, for callers that classify failures.
 pub use sqlx::Error as SqlxError;
 pub use tenants::{Member, Page, PageOf};
@@ -103,6 +104,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "sessions",
         include_str!("../migrations/0003_sessions.sql"),
         include_str!("../migrations/0003_sessions.sql"),
+    ),
+    (
+        4,
+        "passwords",
+        include_str!("../migrations/0004_passwords.sql"),
+        include_str!("../migrations/0004_passwords.sql"),
     ),
 ];
 

@@ -1,6 +1,10 @@
 //! Dashboard sessions: a random secret in an HttpOnly cookie, stored as its
 //! SHA-256 with the user and a CSRF token for the session's forms. Signing
 //! in and out are audit events of the user.
+//!
+//! Local users may also have a password, stored as an argon2id hash (PHC
+//! string, OWASP's default parameters); checking one runs on a blocking
+//! thread, and an unknown email costs the same as a wrong password.
 
 use auditlake_core::tenant::Access;
 use auditlake_core::{time_fmt, Actor, Scope, User};
@@ -130,5 +134,103 @@ impl Store {
         }
         self.commit(tx).await?;
         Ok(())
+    }
+}
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+fn argon2() -> argon2::Argon2<'static> {
+    argon2::Argon2::default()
+}
+
+/// A hash of a made-up password, checked when the email is unknown so that
+/// the answer takes as long as for a known one.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password, never valid").expect("hashing works"))
+}
+
+fn hash_password(password: &str) -> Result<String, StoreError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))
+}
+
+fn password_matches(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc)
+        .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+impl Store {
+    /// Sets (or replaces) a user's password (`user.password.set`; the
+    /// event holds no trace of the password).
+    pub async fn set_password(
+        &self,
+        user: uuid::Uuid,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(StoreError::Invalid(format!(
+                "a password needs at least {MIN_PASSWORD_LEN} characters"
+            )));
+        }
+        let owned = password.to_owned();
+        let phc = tokio::task::spawn_blocking(move || hash_password(&owned))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(phc)
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        let ev = actor.event(
+            "user.password.set",
+            Scope::User,
+            json!({"userPublicId": user}),
+        );
+        insert_events(&mut tx, self.backend, &[ev]).await?;
+        self.commit(tx).await?;
+        Ok(())
+    }
+
+    /// The user with this email and password, if they match.
+    pub async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.read)
+            .await?;
+        let (id, phc) = match &row {
+            Some(r) => (
+                Some(rows::uuid(r, "id")?),
+                r.try_get::<Option<String>, _>("password_hash")?,
+            ),
+            None => (None, None),
+        };
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| decoy_hash().to_owned());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password_matches(&password, &phc))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        match (ok && known, id) {
+            (true, Some(id)) => self.user(id).await,
+            _ => Ok(None),
+        }
     }
 }

@@ -23,6 +23,8 @@ mod paging;
 mod scope;
 #[path = "store/search.rs"]
 mod search;
+#[path = "store/sessions.rs"]
+mod sessions;
 #[path = "store/tenants.rs"]
 mod tenants;
 #[path = "store/tokens.rs"]

@@ -80,17 +80,26 @@ pub(super) fn uuid_param(
 
 // ---- sign-in ----
 
-fn login_form(csrf: &str, error: Option<&str>, status: StatusCode, headers: &HeaderMap) -> Page {
-    Page::render("login.html", json!({"csrf": csrf, "error": error}))
-        .status(status)
-        .header(
-            header::SET_COOKIE,
-            set_cookie(headers, LOGIN_COOKIE, csrf, 3600),
-        )
+fn login_form(
+    csrf: &str,
+    error: Option<&str>,
+    email: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Page {
+    Page::render(
+        "login.html",
+        json!({"csrf": csrf, "error": error, "email": email}),
+    )
+    .status(status)
+    .header(
+        header::SET_COOKIE,
+        set_cookie(headers, LOGIN_COOKIE, csrf, 3600),
+    )
 }
 
 pub(crate) async fn login_page(headers: HeaderMap) -> Page {
-    login_form(&random_hex(), None, StatusCode::OK, &headers)
+    login_form(&random_hex(), None, "", StatusCode::OK, &headers)
 }
 
 fn random_hex() -> String {
@@ -107,28 +116,50 @@ pub(crate) async fn login(
     form: Form,
 ) -> Response {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let email = form.get("email").trim().to_owned();
     if !same(form.get("csrf"), &expected) {
         return login_form(
             &random_hex(),
             Some("The sign-in form expired. Try again."),
+            &email,
             StatusCode::FORBIDDEN,
             &headers,
         )
         .into_response();
     }
+    // The token form, or the password form.
     let token = form.get("token").trim();
-    let found = match state.store.authenticate_caller(token).await {
-        Ok(found) => found,
-        Err(e) => return store_failed(e, None).into_response(),
-    };
-    let Some((user, _, _)) = found else {
-        return login_form(
-            &random_hex(),
-            Some("That token is invalid, expired or revoked."),
-            StatusCode::UNAUTHORIZED,
-            &headers,
+    let (found, refusal) = if !token.is_empty() {
+        (
+            state
+                .store
+                .authenticate_caller(token)
+                .await
+                .map(|f| f.map(|(user, _, _)| user)),
+            "That token is invalid, expired or revoked.",
         )
-        .into_response();
+    } else {
+        (
+            state
+                .store
+                .check_password(&email, form.get("password"))
+                .await,
+            "The email or the password is wrong.",
+        )
+    };
+    let user = match found {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return login_form(
+                &random_hex(),
+                Some(refusal),
+                &email,
+                StatusCode::UNAUTHORIZED,
+                &headers,
+            )
+            .into_response()
+        }
+        Err(e) => return store_failed(e, None).into_response(),
     };
     let actor = auditlake_core::Actor {
         user_id: Some(user.id),
