@@ -176,3 +176,49 @@ api_test!(another_tenants_pages_are_not_found, |h| async move {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 });
+
+api_test!(
+    the_audit_log_shows_only_the_tenants_own_events,
+    |h| async move {
+        let other = h.new_tenant("other@example.com", "Other").await;
+        let theirs = h
+            .store
+            .read_log(0, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.org_id == Some(other.org.id))
+            .expect("the other org's creation event");
+        let session = sign_in(&h.base, &h.token).await;
+        let http = client();
+        let get = |path: String| {
+            http.get(format!("{}{path}", h.base))
+                .header("cookie", format!("auditlake_session={session}"))
+                .send()
+        };
+        // Their event is not in our log, by URL or by listing.
+        let res = get(format!("/orgs/{}/audit/{}", h.org.id, theirs.id))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let res = get(format!("/orgs/{}/audit?from=2000-01-01", h.org.id))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.text().await.unwrap();
+        assert!(body.contains("org.create"), "our own events are listed");
+        assert!(!body.contains(&theirs.id.to_string()));
+        // The group's log includes the org's events.
+        let res = get(format!("/groups/{}/audit?from=2000-01-01", h.group.id))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.text().await.unwrap().contains("group.create"));
+        // Bad filters are explained, not ignored.
+        let res = get(format!("/orgs/{}/audit?to=31-12-2026", h.org.id))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(res.text().await.unwrap().contains("must be a date"));
+    }
+);
