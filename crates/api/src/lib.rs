@@ -39,6 +39,8 @@ pub use rest::INGEST_BODY_LIMIT;
 /// Largest body of any other endpoint.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+pub use dashboard::LakeConsole;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -46,6 +48,9 @@ pub struct AppState {
     pub store: Store,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
+    /// The local lake, for the dashboard's query console; `None` when this
+    /// process runs none.
+    pub lake: Option<LakeConsole>,
 }
 
 impl AppState {
@@ -55,6 +60,7 @@ impl AppState {
         Self {
             store,
             metrics: METRICS.get().cloned(),
+            lake: None,
         }
     }
 }

@@ -145,7 +145,16 @@ pub async fn serve_on(
         api: addr,
         lake: lake_addr,
     });
-    auditlake_api::serve(listener, AppState::new(store.clone()), shutdown()).await?;
+    let mut state = AppState::new(store.clone());
+    if let (Some(addr), Some(key)) = (lake_addr, lake_key.as_ref()) {
+        state.lake = Some(auditlake_api::LakeConsole {
+            endpoint: format!("http://{addr}"),
+            account_id: key.account_id.clone(),
+            access_key_id: key.access_key_id.clone(),
+            secret_access_key: key.secret_access_key.clone(),
+        });
+    }
+    auditlake_api::serve(listener, state, shutdown()).await?;
     if let Some(f) = forwarder {
         f.shutdown().await;
     }

@@ -13,7 +13,10 @@
 //!   org or group is "not found".
 
 mod audit;
+mod console;
 mod pages;
+
+pub use console::LakeConsole;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -63,6 +66,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/orgs/{org_id}/integrations/cloudtrail/{integration_id}/remove",
             get(integration_remove_page).post(integration_remove),
+        )
+        .route(
+            "/orgs/{org_id}/lake",
+            get(console::page).post(console::query),
         )
         .route("/orgs/{org_id}/audit", get(audit::log))
         .route("/orgs/{org_id}/audit/{event_id}", get(audit::event))
@@ -132,6 +139,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
                 include_str!("../../templates/cloudtrail_remove.html"),
             ),
             ("audit.html", include_str!("../../templates/audit.html")),
+            ("console.html", include_str!("../../templates/console.html")),
             (
                 "audit_event.html",
                 include_str!("../../templates/audit_event.html"),

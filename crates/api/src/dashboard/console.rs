@@ -1,0 +1,418 @@
+//! The lake query console: CloudTrail Lake SQL against the stores an org's
+//! integrations feed in the lake this server runs, with the seed's query
+//! prefilled, results as a table (and a chart for grouped results), a CSV
+//! download, and the lake's own error messages.
+//!
+//! The console queries as the lake's account, which can read every store of
+//! that account; so every store ID in a statement must be one the org's
+//! integrations feed, or the statement is refused before it reaches the
+//! lake. The lake itself allows nothing but a single read-only `SELECT`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudtrail as ct;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use auditlake_core::{Org, Scope};
+
+use super::pages::{org_for, store_failed};
+use super::{Form, Page, Signed};
+use crate::AppState;
+
+/// Where the console sends queries: the lake this process runs.
+#[derive(Clone)]
+pub struct LakeConsole {
+    /// The lake's endpoint URL.
+    pub endpoint: String,
+    /// The lake's account (stores of other accounts are not reachable).
+    pub account_id: String,
+    /// A key of that account.
+    pub access_key_id: String,
+    /// Its secret.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for LakeConsole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeConsole")
+            .field("endpoint", &self.endpoint)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LakeConsole {
+    fn client(&self) -> ct::Client {
+        let creds = ct::config::Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            "auditlake-console",
+        );
+        ct::Client::from_conf(
+            ct::Config::builder()
+                .behavior_version(ct::config::BehaviorVersion::latest())
+                .region(ct::config::Region::new("us-east-1"))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(creds)
+                .build(),
+        )
+    }
+}
+
+/// Most rows shown or downloaded.
+const MAX_ROWS: usize = 1_000;
+/// Longest the console waits for a query.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The stores the org's integrations feed in the local lake.
+async fn stores(state: &AppState, lake: &LakeConsole, org: &Org) -> Result<Vec<String>, Page> {
+    let items = state
+        .store
+        .integrations_of(
+            Scope::Org(org.id),
+            auditlake_store::Page {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| store_failed(e, None))?
+        .items;
+    let client = lake.client();
+    let mut out = BTreeSet::new();
+    for i in items
+        .iter()
+        .filter(|i| i.config.account_id == lake.account_id)
+    {
+        if let Ok(ch) = client
+            .get_channel()
+            .channel(&i.config.channel_arn)
+            .send()
+            .await
+        {
+            for d in ch.destinations() {
+                out.insert(
+                    d.location()
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn seed_query(store: &str) -> String {
+    format!(
+        "select\n  eventtime,\n  eventdata.useridentity,\n  eventdata.eventname,\n  eventdata.additionaleventdata\nfrom {store}\norder by eventTime desc\nlimit 10"
+    )
+}
+
+/// Every UUID-shaped word of `sql`: the store IDs it names.
+fn named_ids(sql: &str) -> Vec<String> {
+    sql.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .filter(|w| uuid::Uuid::parse_str(w).is_ok() && w.len() == 36)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+struct Outcome {
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    error: Option<String>,
+}
+
+async fn run(lake: &LakeConsole, sql: &str) -> Outcome {
+    let fail = |error: String| Outcome {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        error: Some(error),
+    };
+    let client = lake.client();
+    let aws = |e: &dyn ct::error::ProvideErrorMetadata| {
+        format!(
+            "{}: {}",
+            e.code().unwrap_or("Error"),
+            e.message().unwrap_or("")
+        )
+    };
+    let started = match client.start_query().query_statement(sql).send().await {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(match e.as_service_error() {
+                Some(se) => aws(se),
+                None => format!(
+                    "the lake did not answer: {}",
+                    ct::error::DisplayErrorContext(&e)
+                ),
+            })
+        }
+    };
+    let id = started.query_id().unwrap_or_default().to_owned();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.describe_query().query_id(&id).send().await {
+            Ok(d) => match d.query_status().map(|s| s.as_str()) {
+                Some("FINISHED") => break,
+                Some("QUEUED" | "RUNNING") => {}
+                Some(other) => {
+                    return fail(format!(
+                        "{other}: {}",
+                        d.error_message().unwrap_or("the query did not finish")
+                    ))
+                }
+                None => return fail("the lake gave no query status".into()),
+            },
+            Err(e) => {
+                return fail(format!(
+                    "DescribeQuery: {}",
+                    ct::error::DisplayErrorContext(&e)
+                ))
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = client.cancel_query().query_id(&id).send().await;
+            return fail(format!(
+                "the query took longer than {} s and was cancelled",
+                WAIT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut out = Outcome {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        error: None,
+    };
+    let mut token = None;
+    loop {
+        let page = match client
+            .get_query_results()
+            .query_id(&id)
+            .set_next_token(token)
+            .send()
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                return fail(format!(
+                    "GetQueryResults: {}",
+                    ct::error::DisplayErrorContext(&e)
+                ))
+            }
+        };
+        for row in page.query_result_rows() {
+            if out.rows.len() >= MAX_ROWS {
+                break;
+            }
+            let mut cells = Vec::with_capacity(row.len());
+            for (i, cell) in row.iter().enumerate() {
+                let (k, v) = cell
+                    .iter()
+                    .next()
+                    .map_or((String::new(), String::new()), |(k, v)| {
+                        (k.clone(), v.clone())
+                    });
+                if out.columns.len() <= i {
+                    out.columns.push(k);
+                }
+                cells.push(v);
+            }
+            out.rows.push(cells);
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() || out.rows.len() >= MAX_ROWS {
+            break;
+        }
+    }
+    out
+}
+
+/// Bars for a grouped result: two columns, the second numeric.
+fn chart(o: &Outcome) -> Value {
+    if o.columns.len() != 2 || o.rows.is_empty() {
+        return Value::Null;
+    }
+    let values: Option<Vec<f64>> = o.rows.iter().map(|r| r[1].parse::<f64>().ok()).collect();
+    let Some(values) = values else {
+        return Value::Null;
+    };
+    let max = values.iter().copied().fold(0.0_f64, f64::max).max(1e-9);
+    let bars: Vec<Value> = o
+        .rows
+        .iter()
+        .zip(&values)
+        .take(50)
+        .map(|(r, v)| json!({"label": r[0], "value": r[1], "pct": (v / max * 100.0).round()}))
+        .collect();
+    json!(bars)
+}
+
+/// Why a statement may not run here, if it names another store.
+fn refused(sql: &str, allowed: &[String]) -> Option<String> {
+    let foreign: Vec<String> = named_ids(sql)
+        .into_iter()
+        .filter(|id| !allowed.contains(id))
+        .collect();
+    (!foreign.is_empty()).then(|| {
+        format!(
+            "AccessDeniedException: this console queries only the event data stores of this organization's integrations ({}); not {}",
+            if allowed.is_empty() { "none yet".to_owned() } else { allowed.join(", ") },
+            foreign.join(", ")
+        )
+    })
+}
+
+async fn setup(
+    state: &AppState,
+    s: &Signed,
+    p: &HashMap<String, String>,
+) -> Result<(Org, LakeConsole, Vec<String>), Page> {
+    let org = org_for(state, s, p, false).await?;
+    let Some(lake) = state.lake.clone() else {
+        return Err(Page::error(
+            StatusCode::NOT_FOUND,
+            "No lake here",
+            "This server runs no local lake (it was started with --no-lake), so there is nothing to query.",
+            Some(s),
+        ));
+    };
+    let ids = stores(state, &lake, &org).await?;
+    Ok((org, lake, ids))
+}
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    s: Signed,
+    Path(p): Path<HashMap<String, String>>,
+) -> Page {
+    let (org, _, ids) = match setup(&state, &s, &p).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let sql = ids.first().map(|id| seed_query(id)).unwrap_or_default();
+    render(&s, &org, &ids, &sql, None)
+}
+
+fn render(s: &Signed, org: &Org, ids: &[String], sql: &str, outcome: Option<&Outcome>) -> Page {
+    let mut ctx = s.ctx();
+    ctx.insert("org".into(), json!({"id": org.id, "name": org.name}));
+    ctx.insert("stores".into(), json!(ids));
+    ctx.insert("sql".into(), json!(sql));
+    if let Some(o) = outcome {
+        ctx.insert("columns".into(), json!(o.columns));
+        ctx.insert("rows".into(), json!(o.rows));
+        ctx.insert("ran".into(), json!(true));
+        ctx.insert("lake_error".into(), json!(o.error));
+        ctx.insert("chart".into(), chart(o));
+    }
+    let status = match outcome {
+        Some(Outcome { error: Some(_), .. }) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    Page::render("console.html", Value::Object(ctx)).status(status)
+}
+
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    s: Signed,
+    Path(p): Path<HashMap<String, String>>,
+    form: Form,
+) -> Response {
+    let (org, lake, ids) = match setup(&state, &s, &p).await {
+        Ok(v) => v,
+        Err(page) => return page.into_response(),
+    };
+    if let Err(page) = s.check_csrf(&form) {
+        return page.into_response();
+    }
+    let sql = form.get("sql").trim().to_owned();
+    let outcome = if sql.is_empty() {
+        Outcome {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            error: Some("Enter a query.".into()),
+        }
+    } else if let Some(why) = refused(&sql, &ids) {
+        Outcome {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            error: Some(why),
+        }
+    } else {
+        run(&lake, &sql).await
+    };
+    if form.get("format") == "csv" && outcome.error.is_none() {
+        return csv(&outcome);
+    }
+    render(&s, &org, &ids, &sql, Some(&outcome)).into_response()
+}
+
+fn csv(o: &Outcome) -> Response {
+    let field = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_owned()
+        }
+    };
+    let mut out = String::new();
+    for line in std::iter::once(&o.columns).chain(&o.rows) {
+        out.push_str(&line.iter().map(|v| field(v)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"query-results.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_naming_other_stores_are_refused() {
+        let mine = "0190f5b2-0000-7000-8000-000000000001".to_owned();
+        let allowed = vec![mine.clone()];
+        assert!(refused(&format!("select * from {mine}"), &allowed).is_none());
+        assert!(refused(&format!("select * from {}", mine.to_uppercase()), &allowed).is_none());
+        let other = "0190f5b2-0000-7000-8000-000000000002";
+        let why = refused(
+            &format!("select * from {mine} join {other} on true"),
+            &allowed,
+        )
+        .unwrap();
+        assert!(why.contains(other));
+        assert!(refused(&format!("select * from \"{other}\""), &allowed).is_some());
+    }
+
+    #[test]
+    fn grouped_results_get_a_chart_and_csv_is_quoted() {
+        let o = Outcome {
+            columns: vec!["name".into(), "n".into()],
+            rows: vec![vec!["a,b".into(), "4".into()], vec!["c".into(), "2".into()]],
+            error: None,
+        };
+        let c = chart(&o);
+        assert_eq!(c[0]["pct"], 100.0);
+        assert_eq!(c[1]["pct"], 50.0);
+        let res = csv(&o);
+        assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    }
+}
