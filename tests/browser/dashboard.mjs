@@ -58,7 +58,23 @@ try {
   await page.locator(`dd a[href="/groups/${GROUP}/settings"]`).click();
   await page.getByRole("heading", { name: "Group settings" }).waitFor();
   assert.equal((await page.locator("#group-id").innerText()).trim(), GROUP);
+  await page.getByRole("button", { name: "Copy the Group ID" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), GROUP);
+  // A registration for the group, made and removed from this page.
+  await page.fill("#name", "Group lake");
+  await page.fill("#account_id", "12345");
+  await page.fill("#channel_arn", ARN);
+  await page.click("form.card button[type=submit]");
+  assert.match(await page.locator("#account_id-error").innerText(), /12-digit/);
+  await page.fill("#account_id", ACCOUNT);
+  await page.click("form.card button[type=submit]");
+  await page.getByText("The registration was saved").waitFor();
   await shot(page, "group-settings");
+  await page.getByRole("link", { name: "Group lake" }).click();
+  await page.getByRole("link", { name: "Remove integration" }).click();
+  await page.getByRole("button", { name: "Remove integration" }).click();
+  await page.getByText("The registration was removed.").waitFor();
+  assert.equal(await page.locator("table.integrations").count(), 0);
 
   // Integrations > Cloud events > AWS CloudTrail Lake.
   await page.goto(`${BASE}/orgs/${ORG}/integrations`);
