@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use auditlake_core::{time_fmt, Actor, Integration, Scope};
-use auditlake_forwarder::{ForwarderConfig, StaticKey, Target};
+use auditlake_forwarder::{ForwarderConfig, Target};
 use auditlake_lake::AccessKey;
 use auditlake_store::{Page, Store};
 
@@ -128,11 +128,10 @@ impl Forwarding {
                 let (url, key) = lake.context(
                     "--cloudtrail-endpoint local sends to this process's lake, which is off (--no-lake)",
                 )?;
-                target.endpoint = Some(url.to_owned());
-                target.credentials = Some(StaticKey {
-                    access_key_id: key.access_key_id.clone(),
-                    secret_access_key: key.secret_access_key.clone(),
-                });
+                target = Target {
+                    timeout: target.timeout,
+                    ..Target::with_key(url, &key.access_key_id, &key.secret_access_key)
+                };
             }
         }
         let mut config = ForwarderConfig::new(self.event_source.clone(), target);

@@ -284,16 +284,8 @@ async fn seed_flow(backend: Backend) {
 
     // The operator's view agrees, once the last api.access went out too.
     until_drained(&db.url).await;
-    let list = json_of(&run(&[
-        "integrations",
-        "list",
-        "--json",
-        "--database-url",
-        &db.url,
-    ]));
+    let list = integration_list(&db.url);
     let reg = list
-        .as_array()
-        .unwrap()
         .iter()
         .find(|r| r["id"] == reg_id)
         .expect("the registration is listed");
@@ -411,14 +403,7 @@ fn serve_forwarding(db_url: &str, lake_url: &str, key: &Value, extra: &[&str]) -
 
 /// The one integration's row of `auditlake integrations list`.
 fn integration_row(db_url: &str) -> Value {
-    let list = json_of(&run(&[
-        "integrations",
-        "list",
-        "--json",
-        "--database-url",
-        db_url,
-    ]));
-    list[0].clone()
+    integration_list(db_url)[0].clone()
 }
 
 /// Bootstraps a tenant, registers its group with a lake channel, and fills
@@ -496,19 +481,47 @@ fn lake_counts(lake_dir: &Path, url: &str, store_id: &str) -> (i64, i64) {
 }
 
 /// Waits (bounded) until nothing is waiting for the integration.
-async fn until_drained(db_url: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+/// Every integration, as `auditlake integrations list --json` shows them.
+fn integration_list(db_url: &str) -> Vec<Value> {
+    let list = json_of(&run(&[
+        "integrations",
+        "list",
+        "--json",
+        "--database-url",
+        db_url,
+    ]));
+    list.as_array().unwrap().clone()
+}
+
+/// Polls the integration list until `done` holds (bounded by `secs`).
+async fn until_list(
+    db_url: &str,
+    what: &str,
+    secs: u64,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let row = integration_row(db_url);
-        if row["lag_events"] == 0 {
-            return row;
+        let list = integration_list(db_url);
+        if done(&list) {
+            return list;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "never drained: {row}"
+            "timed out waiting until {what}: {list:?}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits (bounded) until nothing is waiting for any integration; returns
+/// the first one's row.
+async fn until_drained(db_url: &str) -> Value {
+    let list = until_list(db_url, "everything is delivered", 120, |l| {
+        l.iter().all(|r| r["lag_events"] == 0)
+    })
+    .await;
+    list[0].clone()
 }
 
 async fn kill_9_while_delivering(backend: Backend, kills: usize) {
@@ -668,19 +681,9 @@ async fn three_processes_share_the_work_and_survive_a_kill_on_postgres() {
         }
     }
     drop(server);
-    let list = json_of(&run(&[
-        "integrations",
-        "list",
-        "--json",
-        "--database-url",
-        &db.url,
-    ]));
+    let list = integration_list(&db.url);
     let waiting = |id: &str| -> i64 {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id)
-            .unwrap()["lag_events"]
+        list.iter().find(|r| r["id"] == id).unwrap()["lag_events"]
             .as_i64()
             .unwrap()
     };
@@ -690,53 +693,14 @@ async fn three_processes_share_the_work_and_survive_a_kill_on_postgres() {
         .map(|_| serve_forwarding(&db.url, &lake_url, &key, &[]).0)
         .collect();
     // Kill one once delivery is under way.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = json_of(&run(&[
-            "integrations",
-            "list",
-            "--json",
-            "--database-url",
-            &db.url,
-        ]));
-        if list
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["delivered"].as_i64().unwrap() > 0)
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_list(&db.url, "something is delivered", 60, |l| {
+        l.iter().any(|r| r["delivered"].as_i64().unwrap() > 0)
+    })
+    .await;
     let mut victim = servers.remove(0);
     victim.0.kill().unwrap();
     victim.0.wait().unwrap();
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let list = json_of(&run(&[
-            "integrations",
-            "list",
-            "--json",
-            "--database-url",
-            &db.url,
-        ]));
-        if list
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["lag_events"] == 0)
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never drained: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_drained(&db.url).await;
     for ((_, store_id), want) in stores.iter().zip(&expected) {
         let (rows, distinct) = lake_counts(lake_dir.path(), &lake_url, store_id);
         assert_eq!((rows, distinct), (*want, *want), "store {store_id}");

@@ -98,6 +98,34 @@ pub struct Integration {
 }
 
 impl Integration {
+    /// A newly registered integration: `pending`, nothing delivered yet,
+    /// delivery continuing after `cursor`.
+    pub fn pending(
+        id: Uuid,
+        scope: Scope,
+        name: impl Into<String>,
+        config: CloudTrailConfig,
+        created_us: i64,
+        cursor: i64,
+    ) -> Self {
+        Self {
+            id,
+            scope,
+            kind: KIND_AWS_CLOUDTRAIL.to_owned(),
+            name: name.into(),
+            config,
+            created_us,
+            updated_us: created_us,
+            cursor,
+            status: Status::Pending,
+            last_error: None,
+            last_error_us: None,
+            last_success_us: None,
+            delivered: 0,
+            failed: 0,
+        }
+    }
+
     /// The External ID: the org's or group's ID.
     pub fn external_id(&self) -> Uuid {
         match self.scope {
@@ -533,26 +561,12 @@ mod tests {
     #[test]
     fn scope_rule_follows_org_and_group_ids() {
         let (org, group) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut i = Integration {
-            id: Uuid::now_v7(),
-            scope: Scope::Org(org),
-            kind: KIND_AWS_CLOUDTRAIL.into(),
-            name: "x".into(),
-            config: CloudTrailConfig::new(
-                "123456789012",
-                "arn:aws:cloudtrail:us-east-1:123456789012:channel/x",
-            )
-            .unwrap(),
-            created_us: 0,
-            updated_us: 0,
-            cursor: 0,
-            status: Status::Pending,
-            last_error: None,
-            last_error_us: None,
-            last_success_us: None,
-            delivered: 0,
-            failed: 0,
-        };
+        let config = CloudTrailConfig::new(
+            "123456789012",
+            "arn:aws:cloudtrail:us-east-1:123456789012:channel/x",
+        )
+        .unwrap();
+        let mut i = Integration::pending(Uuid::now_v7(), Scope::Org(org), "x", config, 0, 0);
         assert!(i.receives(&event(Some(org), Some(group))));
         assert!(
             !i.receives(&event(None, Some(group))),

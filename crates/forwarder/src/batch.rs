@@ -62,31 +62,24 @@ pub fn checksum(data: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auditlake_core::integration::{CloudTrailConfig, Status, KIND_AWS_CLOUDTRAIL};
+    use auditlake_core::integration::CloudTrailConfig;
     use auditlake_core::Scope;
     use uuid::Uuid;
 
     fn integration() -> Integration {
-        Integration {
-            id: Uuid::now_v7(),
-            scope: Scope::Org(Uuid::now_v7()),
-            kind: KIND_AWS_CLOUDTRAIL.into(),
-            name: "x".into(),
-            config: CloudTrailConfig::new(
-                "123456789012",
-                "arn:aws:cloudtrail:us-east-1:123456789012:channel/x",
-            )
-            .unwrap(),
-            created_us: 0,
-            updated_us: 0,
-            cursor: 0,
-            status: Status::Pending,
-            last_error: None,
-            last_error_us: None,
-            last_success_us: None,
-            delivered: 0,
-            failed: 0,
-        }
+        let config = CloudTrailConfig::new(
+            "123456789012",
+            "arn:aws:cloudtrail:us-east-1:123456789012:channel/x",
+        )
+        .unwrap();
+        Integration::pending(
+            Uuid::now_v7(),
+            Scope::Org(Uuid::now_v7()),
+            "x",
+            config,
+            0,
+            0,
+        )
     }
 
     fn event(seq: i64, content_bytes: usize) -> AuditEvent {

@@ -28,6 +28,25 @@ pub struct Target {
     pub timeout: Duration,
 }
 
+impl Target {
+    /// `endpoint`, signed with a fixed key (the local lake, a test peer),
+    /// with a 10-second call timeout.
+    pub fn with_key(
+        endpoint: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            endpoint: Some(endpoint.into()),
+            credentials: Some(StaticKey {
+                access_key_id: access_key_id.into(),
+                secret_access_key: secret_access_key.into(),
+            }),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// A static access key.
 #[derive(Clone)]
 pub struct StaticKey {

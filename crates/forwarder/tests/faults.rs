@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use auditlake_core::integration::CloudTrailConfig;
 use auditlake_core::{Actor, NewEvent, Scope};
-use auditlake_forwarder::{Backoff, ForwarderConfig, StaticKey, Target};
+use auditlake_forwarder::{Backoff, ForwarderConfig, Target};
 use auditlake_lake::client::setup;
 use auditlake_lake::testing::{key, LocalLake, OWNER, PARTNER};
 use auditlake_store::store_test;
@@ -229,17 +229,9 @@ store_test!(
         let expected = store.lag(&i).await.unwrap().events;
 
         let k = key(PARTNER);
-        let mut config = ForwarderConfig::new(
-            "auditlake.test",
-            Target {
-                endpoint: Some(peer_url),
-                credentials: Some(StaticKey {
-                    access_key_id: k.access_key_id,
-                    secret_access_key: k.secret_access_key,
-                }),
-                timeout: Duration::from_millis(500),
-            },
-        );
+        let mut target = Target::with_key(peer_url, k.access_key_id, k.secret_access_key);
+        target.timeout = Duration::from_millis(500);
+        let mut config = ForwarderConfig::new("auditlake.test", target);
         config.poll = Duration::from_millis(100);
         config.retry = Backoff {
             base: Duration::from_millis(5),

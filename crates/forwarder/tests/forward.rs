@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use auditlake_core::integration::{CloudTrailConfig, Status};
 use auditlake_core::{Actor, Integration, Scope, User};
-use auditlake_forwarder::{Backoff, ForwarderConfig, StaticKey, Target};
+use auditlake_forwarder::{Backoff, ForwarderConfig, Target};
 use auditlake_lake::client::setup;
 use auditlake_lake::testing::{key, LocalLake, OWNER, PARTNER};
 use auditlake_store::{store_test, Store};
@@ -18,14 +18,7 @@ fn config(lake: &LocalLake) -> ForwarderConfig {
     let k = key(PARTNER);
     let mut c = ForwarderConfig::new(
         "auditlake.test",
-        Target {
-            endpoint: Some(lake.url.clone()),
-            credentials: Some(StaticKey {
-                access_key_id: k.access_key_id,
-                secret_access_key: k.secret_access_key,
-            }),
-            timeout: Duration::from_secs(10),
-        },
+        Target::with_key(&lake.url, k.access_key_id, k.secret_access_key),
     );
     c.poll = Duration::from_millis(100);
     c.lease_ttl = Duration::from_secs(3);

@@ -76,7 +76,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/groups/{group_id}/audit", get(audit::log))
         .route("/groups/{group_id}/audit/{event_id}", get(audit::event))
         .route("/groups/{group_id}/settings", get(group_settings))
-        .route("/groups/{group_id}/registrations", post(registration_create))
+        .route(
+            "/groups/{group_id}/registrations",
+            post(registration_create),
+        )
         .route(
             "/groups/{group_id}/registrations/{integration_id}",
             get(integration_detail),

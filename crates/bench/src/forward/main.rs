@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use auditlake_core::integration::{event_data, CloudTrailConfig};
 use auditlake_core::{time_fmt, Actor, Integration, NewEvent, Scope};
-use auditlake_forwarder::{ForwarderConfig, StaticKey, Target};
+use auditlake_forwarder::{ForwarderConfig, Target};
 use auditlake_lake::testing::{key, LocalLake, OWNER, REGION};
 use auditlake_store::{Page, Store};
 
@@ -143,14 +143,7 @@ fn forwarder_config(lake: &LocalLake) -> ForwarderConfig {
     let k = key(OWNER);
     let mut c = ForwarderConfig::new(
         "bench.auditlake",
-        Target {
-            endpoint: Some(lake.url.clone()),
-            credentials: Some(StaticKey {
-                access_key_id: k.access_key_id,
-                secret_access_key: k.secret_access_key,
-            }),
-            timeout: Duration::from_secs(10),
-        },
+        Target::with_key(&lake.url, k.access_key_id, k.secret_access_key),
     );
     c.poll = Duration::from_millis(200);
     c
