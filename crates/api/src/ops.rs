@@ -115,7 +115,7 @@ async fn integration_metrics(
                 i.id,
                 i.external_id()
             );
-            let age = lag.oldest_us.map_or(0.0, |o| (now - o).max(0) as f64 / 1e6);
+            let age = lag.age_us(now) as f64 / 1e6;
             let values = [
                 lag.events.to_string(),
                 age.to_string(),

@@ -218,7 +218,7 @@ async fn row(store: &Store, i: &Integration) -> anyhow::Result<Value> {
         "channel_arn": i.config.channel_arn,
         "status": i.status.as_str(),
         "lag_events": lag.events,
-        "lag_seconds": lag.oldest_us.map_or(0, |o| (now - o).max(0) / 1_000_000),
+        "lag_seconds": lag.age_us(now) / 1_000_000,
         "delivered": i.delivered,
         "failed": i.failed,
         "last_success_at": at(i.last_success_us),

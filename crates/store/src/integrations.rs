@@ -145,6 +145,14 @@ pub struct Lag {
     pub oldest_us: Option<i64>,
 }
 
+impl Lag {
+    /// The age of the oldest waiting event at `now_us`, in microseconds
+    /// (0 when nothing waits).
+    pub fn age_us(&self, now_us: i64) -> i64 {
+        self.oldest_us.map_or(0, |o| (now_us - o).max(0))
+    }
+}
+
 impl Store {
     /// Registers an integration for `scope` starting at the head of the log,
     /// with its audit event.

@@ -325,7 +325,7 @@ async fn view(state: &AppState, i: &Integration) -> Result<Value, StoreError> {
         "channel_arn": i.config.channel_arn,
         "external_id": i.external_id(),
         "lag_events": lag.events,
-        "lag_seconds": lag.oldest_us.map_or(0, |o| (now - o).max(0) / 1_000_000),
+        "lag_seconds": lag.age_us(now) / 1_000_000,
         "delivered": i.delivered,
         "failed": i.failed,
         "last_success": at(i.last_success_us),

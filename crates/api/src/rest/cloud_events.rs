@@ -64,7 +64,7 @@ async fn render(state: &AppState, i: &Integration) -> Result<Value, ApiError> {
             "status": i.status.as_str(),
             "lag": {
                 "events": lag.events,
-                "seconds": lag.oldest_us.map_or(0, |o| ((now - o).max(0)) / 1_000_000),
+                "seconds": lag.age_us(now) / 1_000_000,
             },
             "delivered_count": i.delivered,
             "failed_count": i.failed,
