@@ -7,6 +7,8 @@ mod common;
 
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/authz.rs"]
+mod authz;
 #[path = "api/capture.rs"]
 mod capture;
 #[path = "api/cloud_events.rs"]

@@ -1,0 +1,394 @@
+//! The authorization matrix: every tenant-facing endpoint (REST, v1,
+//! ingest, integrations, dashboard pages) times every kind of caller, with
+//! the status each cell must answer, and never a word of the tenant's data
+//! in a refusal.
+//!
+//! Rights classes: `OrgRead` (any member of the org, or its group's
+//! admin), `OrgAdmin` (the org's admin or its group's admin; a mere member
+//! gets 403), `GroupAdmin` (the group's admin only). Callers who may not
+//! know the tenant get 404, so IDs cannot be probed; callers without valid
+//! credentials get 401 (the dashboard sends them to sign in).
+
+use reqwest::redirect::Policy;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    OrgRead,
+    OrgAdmin,
+    GroupAdmin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Revoked,
+    OtherOrgAdmin,
+    OtherGroupAdmin,
+    OrgMember,
+    OrgAdmin,
+    GroupAdmin,
+}
+
+const EVERYONE: [Who; 7] = [
+    Who::Anonymous,
+    Who::Revoked,
+    Who::OtherOrgAdmin,
+    Who::OtherGroupAdmin,
+    Who::OrgMember,
+    Who::OrgAdmin,
+    Who::GroupAdmin,
+];
+
+/// The status class a cell must answer: `2` for success, else the code.
+fn expected(need: Need, who: Who) -> u16 {
+    match (who, need) {
+        (Who::Anonymous | Who::Revoked, _) => 401,
+        (Who::GroupAdmin, _) => 2,
+        (Who::OtherOrgAdmin | Who::OtherGroupAdmin, _) => 404,
+        (Who::OrgMember | Who::OrgAdmin, Need::GroupAdmin) => 404,
+        (Who::OrgMember, Need::OrgAdmin) => 403,
+        (Who::OrgMember | Who::OrgAdmin, _) => 2,
+    }
+}
+
+struct Actors {
+    tokens: Vec<(Who, Option<String>)>,
+}
+
+async fn actors(h: &Harness) -> Actors {
+    let token = |user: uuid::Uuid| async move {
+        h.store
+            .create_token(user, "matrix", None, &Actor::user(user))
+            .await
+            .unwrap()
+            .secret
+    };
+    let mut tokens = vec![
+        (Who::Anonymous, None),
+        (Who::GroupAdmin, Some(h.token.clone())),
+    ];
+
+    let revoked = h
+        .store
+        .create_user("revoked@example.com", "Revoked")
+        .await
+        .unwrap();
+    let t = h
+        .store
+        .create_token(revoked.id, "gone", None, &Actor::user(revoked.id))
+        .await
+        .unwrap();
+    h.store
+        .add_member(
+            Scope::Org(h.org.id),
+            revoked.id,
+            auditlake_core::Role::OrgAdmin,
+            &Actor::user(h.user.id),
+        )
+        .await
+        .unwrap();
+    h.store
+        .revoke_token(revoked.id, t.token.id, &Actor::user(revoked.id))
+        .await
+        .unwrap();
+    tokens.push((Who::Revoked, Some(t.secret)));
+
+    let other = h.new_tenant("other-org@example.com", "Elsewhere").await;
+    tokens.push((Who::OtherOrgAdmin, Some(token(other.user.id).await)));
+
+    let og = h
+        .store
+        .create_user("other-group@example.com", "OG")
+        .await
+        .unwrap();
+    h.store
+        .create_group("Other group", &Actor::user(og.id))
+        .await
+        .unwrap();
+    tokens.push((Who::OtherGroupAdmin, Some(token(og.id).await)));
+
+    for (who, email, role) in [
+        (
+            Who::OrgMember,
+            "member@example.com",
+            auditlake_core::Role::OrgMember,
+        ),
+        (
+            Who::OrgAdmin,
+            "orgadmin@example.com",
+            auditlake_core::Role::OrgAdmin,
+        ),
+    ] {
+        let u = h.store.create_user(email, "M").await.unwrap();
+        h.store
+            .add_member(Scope::Org(h.org.id), u.id, role, &Actor::user(h.user.id))
+            .await
+            .unwrap();
+        tokens.push((who, Some(token(u.id).await)));
+    }
+    let kinds: Vec<Who> = tokens.iter().map(|t| t.0).collect();
+    assert!(
+        EVERYONE.iter().all(|w| kinds.contains(w)),
+        "every kind of caller is tried"
+    );
+    Actors { tokens }
+}
+
+/// Words of the tenant that no refusal may contain.
+fn secrets(h: &Harness) -> [String; 2] {
+    [h.org.name.clone(), h.group.name.clone()]
+}
+
+fn integration_body(kind: &str, n: usize) -> Value {
+    json!({"data": {"type": kind, "attributes": {"type": "aws-cloudtrail", "name": format!("m{n}"),
+        "config": {"account_id": "123456789012",
+                   "channel_arn": "arn:aws:cloudtrail:us-east-1:123456789012:channel/m"}}}})
+}
+
+api_test!(
+    every_endpoint_answers_every_caller_as_its_rights_say,
+    |h| async move {
+        let a = actors(h).await;
+        let (org, group) = (h.org.id, h.group.id);
+        let exp = "version=2023-01-25~experimental";
+        let ingest = |n: usize| {
+            json!({"data": {"type": "audit_event", "attributes": {
+            "idempotency_id": format!("matrix-{n}"), "event": "org.project.test", "content": {"n": n}}}})
+        };
+        // (method, path, body, need); each cell gets a fresh body where it matters.
+        type Body = Box<dyn Fn(usize) -> Option<Value>>;
+        let cases: Vec<(Method, String, Body, Need)> = vec![
+            (
+                Method::GET,
+                format!("/rest/orgs/{org}?version=2024-10-15"),
+                Box::new(|_| None),
+                Need::OrgRead,
+            ),
+            (
+                Method::PATCH,
+                format!("/rest/orgs/{org}?version=2024-10-15"),
+                Box::new(move |n| {
+                    Some(
+                        json!({"data": {"type": "org", "id": org, "attributes": {"settings": {"n": n}}}}),
+                    )
+                }),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/orgs/{org}/memberships?version=2024-10-15"),
+                Box::new(|_| None),
+                Need::OrgRead,
+            ),
+            (
+                Method::GET,
+                format!("/rest/orgs/{org}/audit_logs/search?version=2023-09-11"),
+                Box::new(|_| None),
+                Need::OrgRead,
+            ),
+            (
+                Method::POST,
+                format!("/rest/orgs/{org}/audit_logs/events?version=2024-10-15"),
+                Box::new(move |n| Some(ingest(n))),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/orgs/{org}/cloud_events/integrations?{exp}"),
+                Box::new(|_| None),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::POST,
+                format!("/rest/orgs/{org}/cloud_events/integrations?{exp}"),
+                Box::new(|n| Some(integration_body("org_integration", n))),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/groups/{group}?version=2024-10-15"),
+                Box::new(|_| None),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/groups/{group}/orgs?version=2024-10-15"),
+                Box::new(|_| None),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/groups/{group}/memberships?version=2024-10-15"),
+                Box::new(|_| None),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/groups/{group}/audit_logs/search?version=2023-09-11"),
+                Box::new(|_| None),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::GET,
+                format!("/rest/groups/{group}/cloud_events/group_registrations?{exp}"),
+                Box::new(|_| None),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::POST,
+                format!("/rest/groups/{group}/cloud_events/group_registrations?{exp}"),
+                Box::new(|n| Some(integration_body("group_registration", n))),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::POST,
+                format!("/v1/org/{org}/audit"),
+                Box::new(|_| Some(json!({"filters": {}}))),
+                Need::OrgRead,
+            ),
+            (
+                Method::POST,
+                format!("/v1/group/{group}/audit"),
+                Box::new(|_| Some(json!({"filters": {}}))),
+                Need::GroupAdmin,
+            ),
+        ];
+        let http = reqwest::Client::new();
+        let mut n = 0;
+        let mut table = Vec::new();
+        for (method, path, body, need) in &cases {
+            for (who, token) in &a.tokens {
+                n += 1;
+                let mut rb = http.request(method.clone(), format!("{}{path}", h.base));
+                if let Some(t) = token {
+                    rb = rb.header("authorization", format!("token {t}"));
+                }
+                if let Some(b) = body(n) {
+                    let ct = if path.starts_with("/v1") {
+                        "application/json"
+                    } else {
+                        JSONAPI
+                    };
+                    rb = rb.header("content-type", ct).body(b.to_string());
+                }
+                let res = rb.send().await.unwrap();
+                let status = res.status().as_u16();
+                let text = res.text().await.unwrap();
+                let want = expected(*need, *who);
+                let ok = if want == 2 {
+                    (200..300).contains(&status)
+                } else {
+                    status == want
+                };
+                if !ok {
+                    table.push(format!(
+                        "{method} {path} as {who:?}: want {want}, got {status}: {text}"
+                    ));
+                }
+                if status >= 400 {
+                    for s in secrets(h) {
+                        assert!(
+                            !text.contains(&s),
+                            "{method} {path} as {who:?} leaked {s:?}: {text}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(table.is_empty(), "cells that differ:\n{}", table.join("\n"));
+    }
+);
+
+api_test!(
+    every_dashboard_page_answers_every_caller_as_its_rights_say,
+    |h| async move {
+        let a = actors(h).await;
+        let (org, group) = (h.org.id, h.group.id);
+        let pages = [
+            (format!("/orgs/{org}/settings"), Need::OrgRead),
+            (format!("/orgs/{org}/audit"), Need::OrgRead),
+            (format!("/orgs/{org}/integrations"), Need::OrgAdmin),
+            (
+                format!("/orgs/{org}/integrations/cloudtrail"),
+                Need::OrgAdmin,
+            ),
+            (
+                format!("/orgs/{org}/integrations/cloudtrail/new"),
+                Need::OrgAdmin,
+            ),
+            (format!("/groups/{group}/settings"), Need::GroupAdmin),
+            (format!("/groups/{group}/audit"), Need::GroupAdmin),
+        ];
+        let http = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
+        let mut table = Vec::new();
+        for (who, token) in &a.tokens {
+            // Sign in as the caller (the anonymous and the revoked cannot).
+            let cookie = match token {
+                None => None,
+                Some(t) => {
+                    let page = http.get(format!("{}/login", h.base)).send().await.unwrap();
+                    let csrf = page
+                        .headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(|c| c.strip_prefix("auditlake_login_csrf="))
+                        .map(|c| c.split(';').next().unwrap().to_owned())
+                        .unwrap();
+                    let res = http
+                        .post(format!("{}/login", h.base))
+                        .header("cookie", format!("auditlake_login_csrf={csrf}"))
+                        .form(&[("csrf", csrf.as_str()), ("token", t.as_str())])
+                        .send()
+                        .await
+                        .unwrap();
+                    res.headers()
+                        .get_all("set-cookie")
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(|c| c.strip_prefix("auditlake_session="))
+                        .map(|c| c.split(';').next().unwrap().to_owned())
+                }
+            };
+            assert_eq!(
+                cookie.is_some(),
+                !matches!(who, Who::Anonymous | Who::Revoked),
+                "{who:?} signs in exactly when their token is valid"
+            );
+            for (path, need) in &pages {
+                let mut rb = http.get(format!("{}{path}", h.base));
+                if let Some(c) = &cookie {
+                    rb = rb.header("cookie", format!("auditlake_session={c}"));
+                }
+                let res = rb.send().await.unwrap();
+                let status = res.status().as_u16();
+                let location = res
+                    .headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned());
+                let text = res.text().await.unwrap();
+                let ok = match expected(*need, *who) {
+                    401 => status == 303 && location.as_deref() == Some("/login"),
+                    2 => status == 200,
+                    want => status == want,
+                };
+                if !ok {
+                    table.push(format!("GET {path} as {who:?}: got {status}"));
+                }
+                if status >= 300 {
+                    for s in secrets(h) {
+                        assert!(!text.contains(&s), "GET {path} as {who:?} leaked {s:?}");
+                    }
+                }
+            }
+        }
+        assert!(table.is_empty(), "cells that differ:\n{}", table.join("\n"));
+    }
+);
