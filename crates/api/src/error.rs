@@ -38,6 +38,8 @@ pub struct ApiError {
     pub detail: String,
     /// Where, when known.
     pub source: Option<Source>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -53,7 +55,22 @@ impl ApiError {
             title,
             detail: detail.into(),
             source: None,
+            retry_after: None,
         }
+    }
+
+    /// 429: the caller's token has used up its request rate.
+    pub fn rate_limited(retry_after_secs: u64, per_minute: u32) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            format!(
+                "this token may make {per_minute} requests per minute; retry in {retry_after_secs} s"
+            ),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
     }
 
     /// 400 with a pointer into the body.
@@ -220,6 +237,10 @@ impl IntoResponse for ApiError {
         let mut res = (self.status, body.to_string()).into_response();
         res.headers_mut()
             .insert("content-type", HeaderValue::from_static(JSONAPI));
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
         res.extensions_mut().insert(self);
         res
     }
@@ -247,6 +268,10 @@ impl IntoResponse for V1Error {
         let e = self.0;
         let body = json!({ "code": e.status.as_u16(), "message": e.detail, "error": e.title });
         let mut res = (e.status, axum::Json(body)).into_response();
+        if let Some(secs) = e.retry_after {
+            res.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
         res.extensions_mut().insert(e);
         res
     }

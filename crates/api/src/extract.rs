@@ -48,11 +48,14 @@ impl FromRequestParts<AppState> for Caller {
                 "unsupported authorization scheme {scheme:?}; use `token` or `bearer`"
             )));
         }
-        let (user, _token, access) = state
+        let (user, token, access) = state
             .store
             .authenticate_caller(secret.trim())
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is invalid, expired or revoked"))?;
+        if let Some(limits) = &state.limits {
+            limits.check(token.id)?;
+        }
         let ctx = parts
             .extensions
             .get::<RequestCtx>()

@@ -51,6 +51,41 @@ pub struct AppState {
     /// The local lake, for the dashboard's query console; `None` when this
     /// process runs none.
     pub lake: Option<LakeConsole>,
+    /// Per-token request limits of the APIs; `None`: unlimited.
+    pub limits: Option<std::sync::Arc<RateLimits>>,
+}
+
+/// Requests per minute allowed to each API token, counted in this process
+/// (a GCRA bucket per token: the whole minute's allowance may come as a
+/// burst, then requests are spread out).
+pub struct RateLimits {
+    per_minute: u32,
+    limiter: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+}
+
+impl RateLimits {
+    /// `per_minute` requests per token and minute; `None` for 0 (no limit).
+    pub fn per_minute(per_minute: u32) -> Option<std::sync::Arc<Self>> {
+        let n = std::num::NonZeroU32::new(per_minute)?;
+        Some(std::sync::Arc::new(Self {
+            per_minute,
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(n)),
+        }))
+    }
+
+    /// Counts a request of `token`; the error says when to retry.
+    pub(crate) fn check(&self, token: uuid::Uuid) -> Result<(), error::ApiError> {
+        use governor::clock::Clock as _;
+        self.limiter.check_key(&token).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            error::ApiError::rate_limited(wait.as_secs() + 1, self.per_minute)
+        })?;
+        // Forget tokens that are idle again, so the table stays small.
+        if self.limiter.len() > 10_000 {
+            self.limiter.retain_recent();
+        }
+        Ok(())
+    }
 }
 
 impl AppState {
@@ -61,6 +96,7 @@ impl AppState {
             store,
             metrics: METRICS.get().cloned(),
             lake: None,
+            limits: None,
         }
     }
 }

@@ -19,6 +19,8 @@ mod dashboard;
 mod ingest;
 #[path = "api/isolation.rs"]
 mod isolation;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/ops.rs"]
 mod ops;
 #[path = "api/search.rs"]

@@ -98,7 +98,16 @@ impl Server {
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("creating server log {}", log.display()))?;
         let mut child = command(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            // The benchmark measures the server, not the per-token limit.
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--rate-limit-per-minute",
+                "0",
+                "--database-url",
+                url,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()

@@ -21,7 +21,7 @@ use auditlake_store::{Page, Store};
 use crate::config::{DbArgs, FileConfig};
 use crate::forward::{Endpoint, ForwardOptions};
 use crate::lake::LakeOptions;
-use crate::serve::{open_store, serve_on, Bound, LakeRun};
+use crate::serve::{open_store, serve_on, Bound, LakeRun, LimitOptions};
 
 /// Flags of `demo`.
 #[derive(Debug, Args)]
@@ -39,6 +39,8 @@ pub struct DemoArgs {
     lake: LakeOptions,
     #[command(flatten)]
     forward: ForwardOptions,
+    #[command(flatten)]
+    limits: LimitOptions,
 }
 
 const ADMIN_EMAIL: &str = "admin@demo.auditlake.test";
@@ -161,10 +163,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn({
         let store = store.clone();
         let listen = args.listen.clone();
+        let limits = args.limits.clone();
         async move {
-            serve_on(store, &listen, Some(run), forwarding, move |bound| {
-                let _ = tx.send(bound);
-            })
+            serve_on(
+                store,
+                &listen,
+                Some(run),
+                forwarding,
+                &limits,
+                move |bound| {
+                    let _ = tx.send(bound);
+                },
+            )
             .await
         }
     });

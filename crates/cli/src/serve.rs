@@ -27,6 +27,17 @@ pub struct ServeArgs {
     pub no_lake: bool,
     #[command(flatten)]
     pub forward: ForwardOptions,
+    #[command(flatten)]
+    pub limits: LimitOptions,
+}
+
+/// Request limits of the APIs.
+#[derive(Debug, Clone, Args)]
+pub struct LimitOptions {
+    /// Requests per minute each API token may make to /rest and /v1 (a
+    /// minute's allowance may come as a burst); 0 turns the limit off
+    #[arg(long, env = "AUDITLAKE_RATE_LIMIT_PER_MINUTE", default_value_t = 1620)]
+    pub rate_limit_per_minute: u32,
 }
 
 /// A lake to run beside the API: where it listens and a key it accepts
@@ -102,6 +113,7 @@ pub async fn serve_on(
     listen: &str,
     lake: Option<LakeRun>,
     forwarding: Option<Forwarding>,
+    limits: &LimitOptions,
     announce: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     auditlake_api::install_metrics();
@@ -146,6 +158,7 @@ pub async fn serve_on(
         lake: lake_addr,
     });
     let mut state = AppState::new(store.clone());
+    state.limits = auditlake_api::RateLimits::per_minute(limits.rate_limit_per_minute);
     if let (Some(addr), Some(key)) = (lake_addr, lake_key.as_ref()) {
         state.lake = Some(auditlake_api::LakeConsole {
             endpoint: format!("http://{addr}"),
@@ -187,7 +200,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     // Printed on stdout so scripts and tests can wait for the server.
-    serve_on(store, &listen, lake, forwarding, |bound| {
+    serve_on(store, &listen, lake, forwarding, &args.limits, |bound| {
         println!("auditlake listening on http://{}", bound.api)
     })
     .await
