@@ -307,7 +307,8 @@ fn banner(addr: SocketAddr, w: &World) {
          curl -s -H 'Authorization: token {token}' '{base}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=5'\n  \
          curl -s -H 'Authorization: token {token}' '{base}/rest/orgs/{org}/audit_logs/search?version=2023-09-11&events=api.access&size=5'\n  \
          curl -s -X POST -H 'Authorization: token {token}' -H 'Content-Type: application/json' '{base}/v1/org/{org}/audit' -d '{{\"filters\":{{}}}}'\n  \
-         OpenAPI: {base}/openapi.json    metrics: {base}/metrics\n\n\
+         OpenAPI: {base}/openapi.json    metrics: {base}/metrics\n  \
+         Dashboard: {base}/ (sign in with the token)\n\n\
          Demo users act every few seconds; stop with Ctrl-C.\n",
         group = w.group
     );
