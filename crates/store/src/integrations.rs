@@ -220,19 +220,7 @@ impl Store {
         scope: Scope,
         id: Uuid,
     ) -> Result<Option<Integration>, StoreError> {
-        let (kind, scope_id) = scope_parts(scope)?;
-        let sql = format!(
-            "SELECT {COLS} FROM integrations WHERE id = $1 AND scope_kind = $2 AND scope_id = $3"
-        );
-        sqlx::query(&sql)
-            .bind(id.to_string())
-            .bind(kind)
-            .bind(scope_id)
-            .fetch_optional(&self.read)
-            .await?
-            .as_ref()
-            .map(integration)
-            .transpose()
+        find(&self.read, scope, id).await
     }
 
     /// Changes the name and/or destination, writing the `edit` event with
@@ -594,21 +582,34 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// One of `scope`'s integrations, through `conn` (the read pool, or a
+/// transaction that is about to change it).
+async fn find<'c, E>(conn: E, scope: Scope, id: Uuid) -> Result<Option<Integration>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let (kind, scope_id) = scope_parts(scope)?;
+    let sql = format!(
+        "SELECT {COLS} FROM integrations WHERE id = $1 AND scope_kind = $2 AND scope_id = $3"
+    );
+    sqlx::query(&sql)
+        .bind(id.to_string())
+        .bind(kind)
+        .bind(scope_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(integration)
+        .transpose()
+}
+
+/// Like [`find`], in a transaction; a missing integration is `NotFound`.
 async fn select_one(
     conn: &mut AnyConnection,
     scope: Scope,
     id: Uuid,
 ) -> Result<Integration, StoreError> {
-    let (kind, scope_id) = scope_parts(scope)?;
-    let sql = format!(
-        "SELECT {COLS} FROM integrations WHERE id = $1 AND scope_kind = $2 AND scope_id = $3"
-    );
-    let row = sqlx::query(&sql)
-        .bind(id.to_string())
-        .bind(kind)
-        .bind(scope_id)
-        .fetch_optional(&mut *conn)
+    find(&mut *conn, scope, id)
         .await?
-        .ok_or(StoreError::NotFound("integration"))?;
-    integration(&row)
+        .ok_or(StoreError::NotFound("integration"))
 }
