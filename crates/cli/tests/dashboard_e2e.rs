@@ -5,35 +5,12 @@
 //! `tests/browser/dashboard.mjs`. Screenshots of every step are kept in
 //! `target/dashboard-screenshots/`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use serde_json::Value;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run auditlake");
-    assert!(
-        out.status.success(),
-        "auditlake {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
+use common::{run_json as run, spawn_until, BIN};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -92,8 +69,8 @@ async fn the_seeds_dashboard_flow_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut server = Command::new(BIN)
-        .args([
+    let (_server, announced) = spawn_until(
+        &[
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -105,25 +82,11 @@ async fn the_seeds_dashboard_flow_in_chromium() {
             &db,
             "--cloudtrail-endpoint",
             "local",
-        ])
-        .env("AUDITLAKE_LOG", "warn")
-        .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn auditlake serve");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let (mut base, mut lake) = (None, None);
-    while base.is_none() || lake.is_none() {
-        let line = lines.next().expect("announce").unwrap();
-        if let Some(u) = line.strip_prefix("auditlake listening on ") {
-            base = Some(u.to_owned());
-        }
-        if let Some(u) = line.strip_prefix("auditlake lake listening on ") {
-            lake = Some(u.to_owned());
-        }
-    }
-    let _server = Killed(server);
-    let (base, lake) = (base.unwrap(), lake.unwrap());
+        ],
+        &[],
+        &["auditlake listening on ", "auditlake lake listening on "],
+    );
+    let (base, lake) = (announced[0].clone(), announced[1].clone());
     let org = boot["org_id"].as_str().unwrap();
     // The console step in the server's own lake, with the org's ID.
     let setup = run(&[

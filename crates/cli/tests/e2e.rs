@@ -11,19 +11,12 @@ use auditlake_store::testing::TestDb;
 use auditlake_store::{Backend, Store};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
+mod common;
+
+use common::BIN;
 
 fn bootstrap(url: &str) -> Value {
-    let out = Command::new(BIN)
-        .args(["admin", "bootstrap", "--json", "--database-url", url])
-        .output()
-        .expect("run auditlake admin bootstrap");
-    assert!(
-        out.status.success(),
-        "bootstrap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("bootstrap prints JSON")
+    common::run_json(&["admin", "bootstrap", "--json", "--database-url", url])
 }
 
 /// Starts `auditlake serve` and returns it with its base URL, once it

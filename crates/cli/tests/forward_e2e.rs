@@ -11,77 +11,17 @@
 //! moments while it delivers a backlog; in the end the lake holds every
 //! event exactly once.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use auditlake_store::testing::TestDb;
 use auditlake_store::Backend;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
+mod common;
 
-/// Kills the child when the test ends, also on a panic.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Spawns `auditlake ARGS` and reads stdout until a line starts with each
-/// of `wanted`; returns the process and the rest of each such line.
-fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Killed, Vec<String>) {
-    let mut cmd = Command::new(BIN);
-    cmd.env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    cmd.args(args)
-        .env("AUDITLAKE_LOG", "warn")
-        .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn auditlake");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut found: Vec<Option<String>> = vec![None; wanted.len()];
-    while found.iter().any(Option::is_none) {
-        let line = lines
-            .next()
-            .expect("the process exited before announcing itself")
-            .unwrap();
-        for (i, w) in wanted.iter().enumerate() {
-            if let Some(rest) = line.strip_prefix(w) {
-                found[i] = Some(rest.trim().to_owned());
-            }
-        }
-    }
-    (
-        Killed(child),
-        found.into_iter().map(Option::unwrap).collect(),
-    )
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run auditlake");
-    assert!(
-        out.status.success(),
-        "auditlake {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json_of(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
+use common::{json_of, run, spawn_until, Killed};
 
 /// Runs `sql` through `auditlake lake query --json` until `done` holds for
 /// the rows (bounded), returning them.
