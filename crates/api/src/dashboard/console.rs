@@ -46,6 +46,10 @@ impl std::fmt::Debug for LakeConsole {
 }
 
 impl LakeConsole {
+    /// The same client `auditlake_lake::client::control` builds; built here
+    /// because the API does not depend on the lake crate (the lake is a peer
+    /// reached over HTTP, as AWS would be, and linking it would put
+    /// DataFusion into every build of the API).
     fn client(&self) -> ct::Client {
         let creds = ct::config::Credentials::new(
             &self.access_key_id,
