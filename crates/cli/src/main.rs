@@ -7,6 +7,7 @@ mod demo;
 mod forward;
 mod lake;
 mod serve;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,8 @@ enum Command {
     Lake(lake::LakeArgs),
     /// Cloud event integrations: delivery status, lag, replay
     Integrations(forward::IntegrationsArgs),
+    /// Check the tenants' hash chains over the audit log and report the first break
+    Verify(verify::VerifyArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -69,6 +72,7 @@ async fn main() -> std::process::ExitCode {
         Command::Admin(args) => admin::run(args).await,
         Command::Lake(args) => lake::run(args).await,
         Command::Integrations(args) => forward::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -202,6 +202,99 @@ async fn kill_9_during_ingest_loses_no_acknowledged_event(backend: Backend) {
     store.close().await;
     child.kill().unwrap();
     child.wait().unwrap();
+    let reports = common::run_json(&["verify", "--json", "--database-url", &db.url]);
+    assert!(
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["first_break"].is_null()),
+        "every hash chain holds across the crash: {reports}"
+    );
+    db.cleanup().await;
+}
+
+/// `auditlake verify` passes an untouched log, and names the first event
+/// of the chain whose row was edited behind the server's back.
+async fn verify_reports_a_tampered_row(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let b = bootstrap(&db.url);
+    let (org, group) = (
+        b["org_id"].as_str().unwrap(),
+        b["group_id"].as_str().unwrap(),
+    );
+    let all = common::run_json(&["verify", "--json", "--database-url", &db.url]);
+    let chains: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["chain"].as_str().unwrap())
+        .collect();
+    assert!(chains.contains(&org) && chains.contains(&group), "{all}");
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["first_break"].is_null()),
+        "{all}"
+    );
+    let table = common::run(&["verify", "--org", org, "--database-url", &db.url]);
+    assert!(table.contains("intact") && table.contains(org), "{table}");
+
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let sql = format!("SELECT MIN(seq) AS seq FROM audit_events WHERE org_id = '{org}'");
+    let seq: i64 = sqlx::Row::get(
+        &sqlx::query(&sql).fetch_one(&mut conn).await.unwrap(),
+        "seq",
+    );
+    sqlx::query("UPDATE audit_events SET content = '{\"tampered\":true}' WHERE seq = $1")
+        .bind(seq)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--json",
+            "--group",
+            group,
+            "--database-url",
+            &db.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a broken chain fails the command");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 of 2 chains are broken"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = common::json_of(&String::from_utf8(out.stdout).unwrap());
+    let by_chain = |id: &str| {
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["chain"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no report for {id}: {reports}"))
+    };
+    assert_eq!(by_chain(org)["first_break"]["seq"], seq, "{reports}");
+    assert!(by_chain(group)["first_break"].is_null(), "{reports}");
+
+    let out = Command::new(BIN)
+        .args(["verify", "--org", group, "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("no organization {group}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     db.cleanup().await;
 }
 
@@ -244,7 +337,8 @@ async fn sigterm_shuts_down_gracefully(backend: Backend) {
 both_backends!(
     sigterm_shuts_down_gracefully,
     bootstrap_prints_ids_and_a_working_token,
-    kill_9_during_ingest_loses_no_acknowledged_event
+    kill_9_during_ingest_loses_no_acknowledged_event,
+    verify_reports_a_tampered_row
 );
 
 /// `auditlake demo` (the README's first command) serves demo tenants and

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`chain`]: the per-tenant hash chain that makes edits of the stored
+//!   log evident.
 //! - [`event`]: audit events as stored and as submitted, event-name rules.
 //! - [`integration`]: cloud event integrations, their scope rule and the
 //!   CloudTrail Lake `eventData` of an event.
@@ -12,6 +14,7 @@
 //! Everything here is pure so that the store, the API and the forwarder
 //! agree on one definition of an event and of who may see it.
 
+pub mod chain;
 pub mod event;
 pub mod integration;
 pub mod tenant;

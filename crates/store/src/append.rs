@@ -19,6 +19,9 @@
 //! - **Idempotency.** Ingested events carry a client ID unique per target
 //!   tenant; a repeat returns the stored event and writes nothing. The IDs
 //!   are looked up under the append lock, so concurrent repeats replay too.
+//! - **Integrity.** Each event is linked into its tenant's hash chain as it
+//!   is written, from the chain's head, which moves in the same transaction
+//!   (see [`crate::chain`]).
 
 use std::collections::HashMap;
 
@@ -27,7 +30,7 @@ use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::writer::Job;
-use crate::{rows, Backend, Store, StoreError};
+use crate::{chain, rows, Backend, Store, StoreError};
 
 /// Arbitrary constant naming the PostgreSQL advisory lock of the log.
 const APPEND_LOCK: i64 = 0x6175_6469_746c_616b; // "auditlak"
@@ -53,10 +56,11 @@ struct EventRow<'a> {
     content: &'a str,
     source_ip: Option<&'a str>,
     user_agent: Option<&'a str>,
+    chain_hash: &'a str,
 }
 
 impl<'a> EventRow<'a> {
-    fn of(e: &'a AuditEvent) -> Self {
+    fn of(e: &'a AuditEvent, chain_hash: &'a str) -> Self {
         Self {
             seq: e.seq,
             id: e.id,
@@ -69,6 +73,7 @@ impl<'a> EventRow<'a> {
             content: &e.content,
             source_ip: e.source_ip.as_deref(),
             user_agent: e.user_agent.as_deref(),
+            chain_hash,
         }
     }
 }
@@ -163,17 +168,18 @@ pub(crate) async fn write_events<'e>(
             }
         })
         .collect();
+    let links = chain::extend(conn, backend, &stored).await?;
 
     match backend {
         Backend::Sqlite => {
-            for chunk in stored.chunks(INSERT_CHUNK) {
+            for (chunk, links) in stored.chunks(INSERT_CHUNK).zip(links.chunks(INSERT_CHUNK)) {
                 let sql = format!(
-                    "INSERT INTO audit_events ({}) VALUES {}",
+                    "INSERT INTO audit_events ({}, chain_hash) VALUES {}",
                     rows::EVENT_COLS,
-                    placeholders(backend, chunk.len(), 11, 1)
+                    placeholders(backend, chunk.len(), 12, 1)
                 );
                 let mut q = sqlx::query(&sql);
-                for e in chunk {
+                for (e, link) in chunk.iter().zip(links) {
                     q = q
                         .bind(e.seq)
                         .bind(e.id.to_string())
@@ -185,7 +191,8 @@ pub(crate) async fn write_events<'e>(
                         .bind(e.project_id.as_deref())
                         .bind(e.content.as_str())
                         .bind(e.source_ip.as_deref())
-                        .bind(e.user_agent.as_deref());
+                        .bind(e.user_agent.as_deref())
+                        .bind(link.as_str());
                 }
                 q.execute(&mut *conn).await?;
             }
@@ -194,17 +201,25 @@ pub(crate) async fn write_events<'e>(
         // json_to_recordset. Thousands of bound parameters cost more to
         // send, parse and bind than the rows themselves.
         Backend::Postgres => {
-            for chunk in stored.chunks(PG_JSON_CHUNK) {
+            for (chunk, links) in stored
+                .chunks(PG_JSON_CHUNK)
+                .zip(links.chunks(PG_JSON_CHUNK))
+            {
                 let sql = format!(
-                    "INSERT INTO audit_events ({cols}) SELECT {cols} FROM json_to_recordset($1::json) \
+                    "INSERT INTO audit_events ({cols}, chain_hash) \
+                     SELECT {cols}, chain_hash FROM json_to_recordset($1::json) \
                      AS r(seq bigint, id text, created_us bigint, event text, org_id text, \
                      group_id text, user_id text, project_id text, content text, \
-                     source_ip text, user_agent text)",
+                     source_ip text, user_agent text, chain_hash text)",
                     cols = rows::EVENT_COLS
                 );
-                let json =
-                    serde_json::to_string(&chunk.iter().map(EventRow::of).collect::<Vec<_>>())
-                        .map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))?;
+                let rows: Vec<EventRow> = chunk
+                    .iter()
+                    .zip(links)
+                    .map(|(e, link)| EventRow::of(e, link))
+                    .collect();
+                let json = serde_json::to_string(&rows)
+                    .map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))?;
                 sqlx::query(&sql).bind(json).execute(&mut *conn).await?;
             }
         }

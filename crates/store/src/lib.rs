@@ -12,6 +12,7 @@
 //!   local users' passwords (argon2id).
 //! - `append`: the single path that writes audit events, with the ordering
 //!   invariant readers rely on.
+//! - `chain`: the per-tenant hash chain over the log, and its verification.
 //! - `search`: audit-log queries with stable keyset cursors.
 //! - `integrations`: cloud event integrations, their durable delivery
 //!   cursors, counters and leases (the forwarder's state).
@@ -22,6 +23,7 @@
 
 mod append;
 mod batch;
+mod chain;
 mod error;
 mod integrations;
 mod rows;
@@ -40,6 +42,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
 pub use append::{IngestItem, IngestOutcome};
+pub use chain::{ChainBreak, ChainReport};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
 pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
@@ -111,6 +114,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/0004_passwords.sql"),
         include_str!("../migrations/0004_passwords.sql"),
     ),
+    (
+        5,
+        "chain",
+        include_str!("../migrations/0005_chain.sql"),
+        include_str!("../migrations/0005_chain.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
@@ -158,6 +167,7 @@ impl Store {
                 let write = sqlite_pool(1).connect_with(opts.clone()).await?;
                 // Migrate before the readers open so they see the schema.
                 migrator(backend).run(&write).await?;
+                chain::backfill(&write, backend).await?;
                 // Few readers: each is a thread of its own, and on small
                 // machines the wake-ups between threads cost more than the
                 // parallelism wins.
@@ -180,6 +190,7 @@ impl Store {
                     .connect_with(opts)
                     .await?;
                 migrator(backend).run(&pool).await?;
+                chain::backfill(&pool, backend).await?;
                 let appended = appended_signal();
                 Store {
                     read: pool.clone(),

@@ -11,6 +11,8 @@ use auditlake_store::{Store, StoreError};
 use serde_json::Value;
 use uuid::Uuid;
 
+#[path = "store/chain.rs"]
+mod chain;
 #[path = "store/ingest.rs"]
 mod ingest;
 #[path = "store/integrations.rs"]
