@@ -551,6 +551,23 @@ async fn statements_that_are_not_a_single_select_are_refused() {
             "SELECT * FROM {} UNION SELECT * FROM information_schema.tables",
             s.store_id
         ),
+        // Comment tricks around a second statement.
+        format!("SELECT 1 FROM {0} -- harmless\n; DELETE FROM {0}", s.store_id),
+        format!("SELECT 1 FROM {0} /* ; */ ; DROP TABLE {0}", s.store_id),
+        format!("/* SELECT */ DELETE FROM {}", s.store_id),
+        // Writes dressed as queries, and statements that are not queries.
+        format!("INSERT INTO {0} SELECT * FROM {0}", s.store_id),
+        format!("UPDATE {} SET eventcategory = 'x'", s.store_id),
+        format!(
+            "WITH x AS (SELECT * FROM {0}) INSERT INTO {0} SELECT * FROM x",
+            s.store_id
+        ),
+        format!("CREATE VIEW v AS SELECT * FROM {}", s.store_id),
+        format!("EXPLAIN ANALYZE SELECT * FROM {}", s.store_id),
+        format!("PREPARE p AS SELECT * FROM {}", s.store_id),
+        "SET datafusion.execution.batch_size = 1".to_owned(),
+        "SHOW TABLES".to_owned(),
+        format!("SELECT * FROM {} INTO OUTFILE '/tmp/x'", s.store_id),
     ] {
         let err = c
             .start_query()
@@ -584,13 +601,21 @@ async fn statements_that_are_not_a_single_select_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(code(err), "EventDataStoreNotFoundException");
-    assert!(other
-        .list_channels()
+    // Nor join it to a store of its own.
+    let own = setup(&other, "partner", None).await;
+    let err = other
+        .start_query()
+        .query_statement(format!(
+            "SELECT a.eventid FROM {} a JOIN {} b ON a.eventid = b.eventid",
+            own.store_id, s.store_id
+        ))
         .send()
         .await
-        .unwrap()
-        .channels()
-        .is_empty());
+        .unwrap_err();
+    assert_eq!(code(err), "EventDataStoreNotFoundException");
+    let listed = other.list_channels().send().await.unwrap();
+    let arns: Vec<_> = listed.channels().iter().filter_map(|c| c.channel_arn()).collect();
+    assert_eq!(arns, [own.channel_arn.as_str()], "only its own channel");
 }
 
 #[tokio::test]
