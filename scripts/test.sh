@@ -20,6 +20,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+echo "== fuzz (short runs)"
+# Every fuzz target for a few seconds from its seed corpus (scripts/fuzz.sh;
+# the long campaigns are scripts/fuzz-long.sh, recorded in RELIABILITY.md).
+scripts/fuzz.sh "${AUDITLAKE_FUZZ_SECONDS:-20}"
+
 echo "== tests (SQLite and PostgreSQL)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

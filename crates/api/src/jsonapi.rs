@@ -105,7 +105,8 @@ pub fn encode_cursor(id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-fn decode_cursor(name: &str, s: &str) -> Result<Uuid, ApiError> {
+/// Reads a cursor made by [`encode_cursor`]; `name` is the parameter.
+pub(crate) fn decode_cursor(name: &str, s: &str) -> Result<Uuid, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .ok()

@@ -17,6 +17,9 @@ mod ctx;
 mod dashboard;
 pub mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod jsonapi;
 mod ops;
 mod rest;

@@ -29,6 +29,10 @@ pub fn operation_of(target: &str) -> Option<&str> {
 const MAX_STORES: usize = 10;
 /// Channels per account.
 const MAX_CHANNELS: usize = 100;
+/// `RetentionPeriod` of a new store when the call gives none.
+const DEFAULT_RETENTION_DAYS: i64 = 366;
+/// `BillingMode` of a new store when the call gives none.
+const DEFAULT_BILLING: &str = "EXTENDABLE_RETENTION_PRICING";
 /// Days a deleted store waits before its data goes.
 pub const DELETION_WAIT_DAYS: i64 = 7;
 
@@ -196,12 +200,13 @@ fn ingestion_json(i: &IngestionStatus) -> Value {
 }
 
 /// Opaque list position: base64 of the offset.
-fn encode_token(offset: usize) -> String {
+pub fn encode_token(offset: usize) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
 }
 
-fn decode_token(token: Option<&str>) -> Result<usize> {
+/// Reads a `NextToken` made by [`encode_token`]; none is the start.
+pub fn decode_token(token: Option<&str>) -> Result<usize> {
     use base64::Engine as _;
     let Some(token) = token else { return Ok(0) };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -212,30 +217,268 @@ fn decode_token(token: Option<&str>) -> Result<usize> {
         .ok_or_else(|| LakeError::bad("InvalidNextTokenException", "NextToken is not valid."))
 }
 
-fn page_size(max: Option<i64>, default: usize) -> Result<usize> {
-    match max {
-        None => Ok(default),
-        Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
-        Some(n) => Err(LakeError::bad(
-            "InvalidMaxResultsException",
-            format!("MaxResults {n} must be between 1 and 1000."),
-        )),
-    }
+/// Where a page of a list starts and how long it is, read from a call's
+/// `NextToken` and `MaxResults` (or `MaxQueryResults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// Index of the page's first item.
+    pub start: usize,
+    /// Most items on the page.
+    pub size: usize,
 }
 
-/// One page of `items` and the token of the next.
-fn page<T>(items: Vec<T>, token: Option<&str>, size: usize) -> Result<(Vec<T>, Option<String>)> {
-    let start = decode_token(token)?;
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
-    let next = (start + size < total).then(|| encode_token(start + size));
-    Ok((page, next))
+impl Paging {
+    /// Checks `max` (1 to 1000, `default` when absent; `name` is the
+    /// member, for the message) and the token.
+    pub fn new(token: Option<&str>, max: Option<i64>, default: usize, name: &str) -> Result<Self> {
+        let size = match max {
+            None => default,
+            Some(n) if (1..=1000).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(LakeError::bad(
+                    "InvalidMaxResultsException",
+                    format!("{name} {n} must be between 1 and 1000."),
+                ))
+            }
+        };
+        Ok(Self {
+            start: decode_token(token)?,
+            size,
+        })
+    }
+
+    /// This page of `items` and the token of the next, if any.
+    pub fn apply<T>(self, items: Vec<T>) -> (Vec<T>, Option<String>) {
+        let total = items.len();
+        let page: Vec<T> = items.into_iter().skip(self.start).take(self.size).collect();
+        // A token is the caller's text: its offset can be any usize, so the
+        // end of the page is computed without overflowing.
+        let end = self.start.saturating_add(self.size);
+        let next = (end < total).then(|| encode_token(end));
+        (page, next)
+    }
 }
 
 fn insert_next(out: &mut Value, next: Option<String>) {
     if let (Some(next), Value::Object(map)) = (next, out) {
         map.insert("NextToken".into(), json!(next));
     }
+}
+
+/// A control-plane call with its input read and checked as far as that
+/// needs no catalog: the JSON shape, names, retention, billing mode,
+/// selectors, sources, page sizes and `NextToken`s, required members.
+/// [`Lake::control`] parses first, so a malformed call never reaches the
+/// catalog, and the network-facing part can be tested (and fuzzed) alone.
+#[derive(Debug)]
+pub struct Request(Op);
+
+#[derive(Debug)]
+enum Op {
+    CreateEventDataStore(CreateStoreInput),
+    GetEventDataStore(StoreRef),
+    ListEventDataStores(Paging),
+    UpdateEventDataStore(UpdateStoreInput),
+    DeleteEventDataStore(StoreRef),
+    CreateChannel(CreateChannelInput),
+    GetChannel(ChannelRef),
+    ListChannels(Paging),
+    UpdateChannel(UpdateChannelInput),
+    DeleteChannel(ChannelRef),
+    PutResourcePolicy { resource_arn: String, text: String },
+    GetResourcePolicy { resource_arn: String },
+    DeleteResourcePolicy { resource_arn: String },
+    StartQuery { statement: String },
+    DescribeQuery { query_id: String },
+    GetQueryResults { query_id: String, paging: Paging },
+    ListQueries(QueryFilter),
+    CancelQuery { query_id: String },
+}
+
+/// `ListQueries` after its checks.
+#[derive(Debug)]
+struct QueryFilter {
+    event_data_store: String,
+    paging: Paging,
+    status: Option<QueryStatus>,
+    /// `StartTime` and `EndTime` in ms.
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+fn query_id(id: Option<String>) -> Result<String> {
+    id.ok_or_else(|| LakeError::invalid("QueryId is required."))
+}
+
+impl Request {
+    /// Reads the input of `operation` (the part of `X-Amz-Target` after
+    /// the service) from `body` and checks it.
+    pub fn parse(operation: &str, body: &[u8]) -> Result<Self> {
+        let op = match operation {
+            "CreateEventDataStore" => {
+                let i: CreateStoreInput = input(body)?;
+                check_name(&i.name)?;
+                check_retention(i.retention_period.unwrap_or(DEFAULT_RETENTION_DAYS))?;
+                check_billing(i.billing_mode.as_deref().unwrap_or(DEFAULT_BILLING))?;
+                if i.kms_key_id.is_some() {
+                    return Err(LakeError::invalid(
+                        "KmsKeyId is not supported by auditlake's lake.",
+                    ));
+                }
+                if let Some(sel) = &i.advanced_event_selectors {
+                    check_selectors(sel)?;
+                }
+                Op::CreateEventDataStore(i)
+            }
+            "GetEventDataStore" => Op::GetEventDataStore(input(body)?),
+            "ListEventDataStores" => Op::ListEventDataStores(list_paging(input(body)?)?),
+            "UpdateEventDataStore" => {
+                let i: UpdateStoreInput = input(body)?;
+                if let Some(name) = &i.name {
+                    check_name(name)?;
+                }
+                if let Some(days) = i.retention_period {
+                    check_retention(days)?;
+                }
+                if let Some(mode) = &i.billing_mode {
+                    check_billing(mode)?;
+                }
+                if let Some(sel) = &i.advanced_event_selectors {
+                    check_selectors(sel)?;
+                }
+                if i.kms_key_id.is_some() {
+                    return Err(LakeError::invalid(
+                        "KmsKeyId is not supported by auditlake's lake.",
+                    ));
+                }
+                Op::UpdateEventDataStore(i)
+            }
+            "DeleteEventDataStore" => Op::DeleteEventDataStore(input(body)?),
+            "CreateChannel" => {
+                let i: CreateChannelInput = input(body)?;
+                check_name(&i.name)?;
+                if i.source.is_empty() || i.source.len() > 256 {
+                    return Err(LakeError::bad(
+                        "InvalidSourceException",
+                        "Source must be 1-256 characters.",
+                    ));
+                }
+                Op::CreateChannel(i)
+            }
+            "GetChannel" => Op::GetChannel(input(body)?),
+            "ListChannels" => Op::ListChannels(list_paging(input(body)?)?),
+            "UpdateChannel" => {
+                let i: UpdateChannelInput = input(body)?;
+                if let Some(name) = &i.name {
+                    check_name(name)?;
+                }
+                Op::UpdateChannel(i)
+            }
+            "DeleteChannel" => Op::DeleteChannel(input(body)?),
+            "PutResourcePolicy" => {
+                let i: PolicyInput = input(body)?;
+                let text = i
+                    .resource_policy
+                    .ok_or_else(|| LakeError::invalid("ResourcePolicy is required."))?;
+                if text.is_empty() || text.len() > 8192 {
+                    return Err(LakeError::invalid(
+                        "ResourcePolicy must be 1-8192 characters.",
+                    ));
+                }
+                // The policy itself is checked against the channel's ARN,
+                // which needs the channel.
+                Op::PutResourcePolicy {
+                    resource_arn: i.resource_arn,
+                    text,
+                }
+            }
+            "GetResourcePolicy" => Op::GetResourcePolicy {
+                resource_arn: input::<PolicyInput>(body)?.resource_arn,
+            },
+            "DeleteResourcePolicy" => Op::DeleteResourcePolicy {
+                resource_arn: input::<PolicyInput>(body)?.resource_arn,
+            },
+            "StartQuery" => {
+                let i: StartQueryInput = input(body)?;
+                if i.delivery_s3_uri.is_some() {
+                    return Err(LakeError::invalid(
+                        "DeliveryS3Uri is not supported: results stay in the lake; page them with GetQueryResults.",
+                    ));
+                }
+                if i.query_parameters.is_some() {
+                    return Err(LakeError::invalid("QueryParameters are not supported."));
+                }
+                // The statement is checked by `sql::prepare` when it starts.
+                let statement = i
+                    .query_statement
+                    .ok_or_else(|| LakeError::invalid("QueryStatement is required."))?;
+                Op::StartQuery { statement }
+            }
+            "DescribeQuery" => Op::DescribeQuery {
+                query_id: query_id(input::<QueryRef>(body)?.query_id)?,
+            },
+            "GetQueryResults" => {
+                let i: QueryResultsInput = input(body)?;
+                let paging = Paging::new(
+                    i.next_token.as_deref(),
+                    i.max_query_results,
+                    1000,
+                    "MaxQueryResults",
+                )?;
+                Op::GetQueryResults {
+                    query_id: i.query_id,
+                    paging,
+                }
+            }
+            "ListQueries" => {
+                let i: ListQueriesInput = input(body)?;
+                let paging =
+                    Paging::new(i.next_token.as_deref(), i.max_results, 100, "MaxResults")?;
+                let status = match i.query_status.as_deref() {
+                    None => None,
+                    Some(s) => Some(QueryStatus::parse(s).ok_or_else(|| {
+                        LakeError::bad(
+                            "InvalidQueryStatusException",
+                            format!("QueryStatus {s:?} is not valid."),
+                        )
+                    })?),
+                };
+                let (from, to) = (
+                    i.start_time.map(|t| (t * 1000.0) as i64),
+                    i.end_time.map(|t| (t * 1000.0) as i64),
+                );
+                if let (Some(f), Some(t)) = (from, to) {
+                    if f > t {
+                        return Err(LakeError::bad(
+                            "InvalidDateRangeException",
+                            "StartTime is after EndTime.",
+                        ));
+                    }
+                }
+                Op::ListQueries(QueryFilter {
+                    event_data_store: i.event_data_store,
+                    paging,
+                    status,
+                    from,
+                    to,
+                })
+            }
+            "CancelQuery" => Op::CancelQuery {
+                query_id: query_id(input::<QueryRef>(body)?.query_id)?,
+            },
+            other => {
+                return Err(LakeError::bad(
+                    "UnknownOperationException",
+                    format!("The operation {other} is not supported by auditlake's lake."),
+                ))
+            }
+        };
+        Ok(Self(op))
+    }
+}
+
+fn list_paging(i: ListInput) -> Result<Paging> {
+    Paging::new(i.next_token.as_deref(), i.max_results, 100, "MaxResults")
 }
 
 impl Lake {
@@ -304,29 +547,23 @@ impl Lake {
 
     /// Runs one control-plane operation.
     pub async fn control(&self, caller: &Caller, operation: &str, body: &[u8]) -> Result<Value> {
-        match operation {
-            "CreateEventDataStore" => self.create_store(caller, input(body)?).await,
-            "GetEventDataStore" => {
-                let i: StoreRef = input(body)?;
-                Ok(store_json(
-                    &self.find_store(caller, &i.event_data_store).await?,
-                ))
-            }
-            "ListEventDataStores" => {
-                let i: ListInput = input(body)?;
-                let size = page_size(i.max_results, 100)?;
+        match Request::parse(operation, body)?.0 {
+            Op::CreateEventDataStore(i) => self.create_store(caller, i).await,
+            Op::GetEventDataStore(i) => Ok(store_json(
+                &self.find_store(caller, &i.event_data_store).await?,
+            )),
+            Op::ListEventDataStores(paging) => {
                 let stores = self.catalog().stores(caller.account()).await?;
-                let (page, next) = page(stores, i.next_token.as_deref(), size)?;
+                let (page, next) = paging.apply(stores);
                 let mut out =
                     json!({"EventDataStores": page.iter().map(store_json).collect::<Vec<_>>()});
                 insert_next(&mut out, next);
                 Ok(out)
             }
-            "UpdateEventDataStore" => self.update_store(caller, input(body)?).await,
-            "DeleteEventDataStore" => self.delete_store(caller, input(body)?).await,
-            "CreateChannel" => self.create_channel(caller, input(body)?).await,
-            "GetChannel" => {
-                let i: ChannelRef = input(body)?;
+            Op::UpdateEventDataStore(i) => self.update_store(caller, i).await,
+            Op::DeleteEventDataStore(i) => self.delete_store(caller, i).await,
+            Op::CreateChannel(i) => self.create_channel(caller, i).await,
+            Op::GetChannel(i) => {
                 let c = self.find_channel(caller, &i.channel).await?;
                 Ok(json!({
                     "ChannelArn": channel_arn(&c),
@@ -337,11 +574,9 @@ impl Lake {
                     "IngestionStatus": ingestion_json(&c.ingestion),
                 }))
             }
-            "ListChannels" => {
-                let i: ListInput = input(body)?;
-                let size = page_size(i.max_results, 100)?;
+            Op::ListChannels(paging) => {
                 let channels = self.catalog().channels(caller.account()).await?;
-                let (page, next) = page(channels, i.next_token.as_deref(), size)?;
+                let (page, next) = paging.apply(channels);
                 let list: Vec<Value> = page
                     .iter()
                     .map(|c| json!({"ChannelArn": channel_arn(c), "Name": c.name}))
@@ -350,65 +585,37 @@ impl Lake {
                 insert_next(&mut out, next);
                 Ok(out)
             }
-            "UpdateChannel" => self.update_channel(caller, input(body)?).await,
-            "DeleteChannel" => {
-                let i: ChannelRef = input(body)?;
+            Op::UpdateChannel(i) => self.update_channel(caller, i).await,
+            Op::DeleteChannel(i) => {
                 let c = self.find_channel(caller, &i.channel).await?;
                 self.catalog().delete_channel(&c.id).await?;
                 Ok(json!({}))
             }
-            "PutResourcePolicy" => {
-                let i: PolicyInput = input(body)?;
-                let text = i
-                    .resource_policy
-                    .ok_or_else(|| LakeError::invalid("ResourcePolicy is required."))?;
-                if text.is_empty() || text.len() > 8192 {
-                    return Err(LakeError::invalid(
-                        "ResourcePolicy must be 1-8192 characters.",
-                    ));
-                }
-                let mut c = self.policy_channel(caller, &i.resource_arn).await?;
+            Op::PutResourcePolicy { resource_arn, text } => {
+                let mut c = self.policy_channel(caller, &resource_arn).await?;
                 Policy::parse(&text, &channel_arn(&c))?;
                 c.policy = Some(text.clone());
                 self.catalog().update_channel(&c).await?;
                 Ok(json!({"ResourceArn": channel_arn(&c), "ResourcePolicy": text}))
             }
-            "GetResourcePolicy" => {
-                let i: PolicyInput = input(body)?;
-                let c = self.policy_channel(caller, &i.resource_arn).await?;
+            Op::GetResourcePolicy { resource_arn } => {
+                let c = self.policy_channel(caller, &resource_arn).await?;
                 let policy = c.policy.clone().ok_or_else(|| policy_not_found(&c))?;
                 Ok(json!({"ResourceArn": channel_arn(&c), "ResourcePolicy": policy}))
             }
-            "DeleteResourcePolicy" => {
-                let i: PolicyInput = input(body)?;
-                let mut c = self.policy_channel(caller, &i.resource_arn).await?;
+            Op::DeleteResourcePolicy { resource_arn } => {
+                let mut c = self.policy_channel(caller, &resource_arn).await?;
                 if c.policy.take().is_none() {
                     return Err(policy_not_found(&c));
                 }
                 self.catalog().update_channel(&c).await?;
                 Ok(json!({}))
             }
-            "StartQuery" => {
-                let i: StartQueryInput = input(body)?;
-                if i.delivery_s3_uri.is_some() {
-                    return Err(LakeError::invalid(
-                        "DeliveryS3Uri is not supported: results stay in the lake; page them with GetQueryResults.",
-                    ));
-                }
-                if i.query_parameters.is_some() {
-                    return Err(LakeError::invalid("QueryParameters are not supported."));
-                }
-                let statement = i
-                    .query_statement
-                    .ok_or_else(|| LakeError::invalid("QueryStatement is required."))?;
+            Op::StartQuery { statement } => {
                 let id = self.queries().start(caller.account(), &statement).await?;
                 Ok(json!({"QueryId": id}))
             }
-            "DescribeQuery" => {
-                let i: QueryRef = input(body)?;
-                let id = i
-                    .query_id
-                    .ok_or_else(|| LakeError::invalid("QueryId is required."))?;
+            Op::DescribeQuery { query_id: id } => {
                 let q = self
                     .catalog()
                     .query(caller.account(), &id)
@@ -431,38 +638,22 @@ impl Lake {
                 }
                 Ok(out)
             }
-            "GetQueryResults" => self.query_results(caller, input(body)?).await,
-            "ListQueries" => self.list_queries(caller, input(body)?).await,
-            "CancelQuery" => {
-                let i: QueryRef = input(body)?;
-                let id = i
-                    .query_id
-                    .ok_or_else(|| LakeError::invalid("QueryId is required."))?;
+            Op::GetQueryResults { query_id, paging } => {
+                self.query_results(caller, &query_id, paging).await
+            }
+            Op::ListQueries(i) => self.list_queries(caller, i).await,
+            Op::CancelQuery { query_id: id } => {
                 let status = self.queries().cancel(caller.account(), &id).await?;
                 Ok(json!({"QueryId": id, "QueryStatus": status.as_str()}))
             }
-            other => Err(LakeError::bad(
-                "UnknownOperationException",
-                format!("The operation {other} is not supported by auditlake's lake."),
-            )),
         }
     }
 
     async fn create_store(&self, caller: &Caller, i: CreateStoreInput) -> Result<Value> {
-        check_name(&i.name)?;
-        let retention = i.retention_period.unwrap_or(366);
-        check_retention(retention)?;
-        let billing = i
-            .billing_mode
-            .unwrap_or_else(|| "EXTENDABLE_RETENTION_PRICING".into());
-        check_billing(&billing)?;
-        if i.kms_key_id.is_some() {
-            return Err(LakeError::invalid(
-                "KmsKeyId is not supported by auditlake's lake.",
-            ));
-        }
+        // Checked by `Request::parse`.
+        let retention = i.retention_period.unwrap_or(DEFAULT_RETENTION_DAYS);
+        let billing = i.billing_mode.unwrap_or_else(|| DEFAULT_BILLING.into());
         let selectors = i.advanced_event_selectors.unwrap_or_else(default_selectors);
-        check_selectors(&selectors)?;
         if self.catalog().stores(caller.account()).await?.len() >= MAX_STORES {
             return Err(LakeError::bad(
                 "EventDataStoreMaxLimitExceededException",
@@ -505,26 +696,18 @@ impl Lake {
                 format!("The event data store {} is pending deletion.", s.id),
             ));
         }
+        // Each given member was checked by `Request::parse`.
         if let Some(name) = i.name {
-            check_name(&name)?;
             s.name = name;
         }
         if let Some(days) = i.retention_period {
-            check_retention(days)?;
             s.retention_days = days;
         }
         if let Some(mode) = i.billing_mode {
-            check_billing(&mode)?;
             s.billing_mode = mode;
         }
         if let Some(sel) = i.advanced_event_selectors {
-            check_selectors(&sel)?;
             s.selectors = sel;
-        }
-        if i.kms_key_id.is_some() {
-            return Err(LakeError::invalid(
-                "KmsKeyId is not supported by auditlake's lake.",
-            ));
         }
         s.termination_protection = i
             .termination_protection_enabled
@@ -572,13 +755,6 @@ impl Lake {
     }
 
     async fn create_channel(&self, caller: &Caller, i: CreateChannelInput) -> Result<Value> {
-        check_name(&i.name)?;
-        if i.source.is_empty() || i.source.len() > 256 {
-            return Err(LakeError::bad(
-                "InvalidSourceException",
-                "Source must be 1-256 characters.",
-            ));
-        }
         let destinations = self.destinations(caller, i.destinations).await?;
         if self.catalog().channels(caller.account()).await?.len() >= MAX_CHANNELS {
             return Err(LakeError::bad(
@@ -612,7 +788,6 @@ impl Lake {
     async fn update_channel(&self, caller: &Caller, i: UpdateChannelInput) -> Result<Value> {
         let mut c = self.find_channel(caller, &i.channel).await?;
         if let Some(name) = i.name {
-            check_name(&name)?;
             c.name = name;
         }
         if let Some(d) = i.destinations {
@@ -649,22 +824,17 @@ impl Lake {
             .ok_or_else(|| resource_not_found(resource))
     }
 
-    async fn query_results(&self, caller: &Caller, i: QueryResultsInput) -> Result<Value> {
+    async fn query_results(
+        &self,
+        caller: &Caller,
+        query_id: &str,
+        paging: Paging,
+    ) -> Result<Value> {
         let q = self
             .catalog()
-            .query(caller.account(), &i.query_id)
+            .query(caller.account(), query_id)
             .await?
-            .ok_or_else(|| query_not_found(&i.query_id))?;
-        let size = match i.max_query_results {
-            None => 1000,
-            Some(n) if (1..=1000).contains(&n) => n as usize,
-            Some(n) => {
-                return Err(LakeError::bad(
-                    "InvalidMaxResultsException",
-                    format!("MaxQueryResults {n} must be between 1 and 1000."),
-                ))
-            }
-        };
+            .ok_or_else(|| query_not_found(query_id))?;
         let mut out = json!({
             "QueryStatus": q.status.as_str(),
             "QueryStatistics": {"ResultsCount": 0, "TotalResultsCount": q.result_count, "BytesScanned": q.bytes_scanned},
@@ -680,7 +850,7 @@ impl Lake {
             Some(text) => serde_json::from_str(&text)?,
             None => ResultSet::default(),
         };
-        let (rows, next) = page(results.rows, i.next_token.as_deref(), size)?;
+        let (rows, next) = paging.apply(results.rows);
         let rows: Vec<Value> = rows
             .into_iter()
             .map(|row| {
@@ -700,30 +870,9 @@ impl Lake {
         Ok(out)
     }
 
-    async fn list_queries(&self, caller: &Caller, i: ListQueriesInput) -> Result<Value> {
+    async fn list_queries(&self, caller: &Caller, i: QueryFilter) -> Result<Value> {
         let store = self.find_store(caller, &i.event_data_store).await?;
-        let size = page_size(i.max_results, 100)?;
-        let status = match i.query_status.as_deref() {
-            None => None,
-            Some(s) => Some(QueryStatus::parse(s).ok_or_else(|| {
-                LakeError::bad(
-                    "InvalidQueryStatusException",
-                    format!("QueryStatus {s:?} is not valid."),
-                )
-            })?),
-        };
-        let (from, to) = (
-            i.start_time.map(|t| (t * 1000.0) as i64),
-            i.end_time.map(|t| (t * 1000.0) as i64),
-        );
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(LakeError::bad(
-                    "InvalidDateRangeException",
-                    "StartTime is after EndTime.",
-                ));
-            }
-        }
+        let (status, from, to) = (i.status, i.from, i.to);
         let list: Vec<_> = self
             .catalog()
             .queries(caller.account())
@@ -735,7 +884,7 @@ impl Lake {
                 from.is_none_or(|f| q.created_ms >= f) && to.is_none_or(|t| q.created_ms <= t)
             })
             .collect();
-        let (page, next) = page(list, i.next_token.as_deref(), size)?;
+        let (page, next) = i.paging.apply(list);
         let queries: Vec<Value> = page
             .iter()
             .map(|q| json!({"QueryId": q.id, "QueryStatus": q.status.as_str(), "CreationTime": secs(q.created_ms)}))
@@ -793,26 +942,26 @@ fn policy_not_found(c: &Channel) -> LakeError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct StoreRef {
     event_data_store: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ChannelRef {
     channel: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListInput {
     next_token: Option<String>,
     max_results: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreateStoreInput {
     name: String,
@@ -827,7 +976,7 @@ struct CreateStoreInput {
     billing_mode: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct UpdateStoreInput {
     event_data_store: String,
@@ -841,7 +990,7 @@ struct UpdateStoreInput {
     billing_mode: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreateChannelInput {
     name: String,
@@ -850,7 +999,7 @@ struct CreateChannelInput {
     tags: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct UpdateChannelInput {
     channel: String,
@@ -858,14 +1007,14 @@ struct UpdateChannelInput {
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct PolicyInput {
     resource_arn: String,
     resource_policy: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct StartQueryInput {
     query_statement: Option<String>,
@@ -874,13 +1023,13 @@ struct StartQueryInput {
     query_parameters: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct QueryRef {
     query_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct QueryResultsInput {
     query_id: String,
@@ -888,7 +1037,7 @@ struct QueryResultsInput {
     max_query_results: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListQueriesInput {
     event_data_store: String,
@@ -897,4 +1046,79 @@ struct ListQueriesInput {
     start_time: Option<f64>,
     end_time: Option<f64>,
     query_status: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(text: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    #[test]
+    fn following_next_tokens_visits_every_item_once() {
+        for (total, size) in [(0, 1), (1, 1), (10, 3), (250, 100), (5, 1000)] {
+            let mut seen = Vec::new();
+            let mut next: Option<String> = None;
+            loop {
+                let p = Paging::new(next.as_deref(), Some(size), 100, "MaxResults").unwrap();
+                let (page, after) = p.apply((0..total).collect::<Vec<_>>());
+                seen.extend(page);
+                match after {
+                    Some(t) => next = Some(t),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, (0..total).collect::<Vec<_>>());
+        }
+    }
+
+    /// Guards the paging of every list operation against a `NextToken`
+    /// whose offset is near `usize::MAX`: adding the page size overflowed,
+    /// a panic in debug builds and a token pointing back to the start in
+    /// release builds.
+    #[test]
+    fn a_token_at_the_end_of_usize_is_an_empty_last_page() {
+        let t = token(&format!("offset:{}", usize::MAX));
+        let p = Paging::new(Some(&t), Some(1000), 100, "MaxResults").unwrap();
+        assert_eq!(p.apply(vec![1, 2, 3]), (vec![], None));
+    }
+
+    #[test]
+    fn malformed_input_is_refused_before_the_catalog() {
+        let code = |op: &str, body: &str| Request::parse(op, body.as_bytes()).unwrap_err().code();
+        assert_eq!(code("DescribeTrails", "{}"), "UnknownOperationException");
+        assert_eq!(code("GetChannel", "[1]"), "SerializationException");
+        assert_eq!(code("GetChannel", ""), "SerializationException");
+        assert_eq!(
+            code(
+                "ListEventDataStores",
+                &format!(r#"{{"NextToken":"{}"}}"#, token("offset:x"))
+            ),
+            "InvalidNextTokenException"
+        );
+        assert_eq!(
+            code("GetQueryResults", r#"{"QueryId":"q","MaxQueryResults":0}"#),
+            "InvalidMaxResultsException"
+        );
+        assert_eq!(
+            code(
+                "UpdateEventDataStore",
+                r#"{"EventDataStore":"s","AdvancedEventSelectors":[{"FieldSelectors":[]}]}"#
+            ),
+            "InvalidEventSelectorsException"
+        );
+        assert_eq!(
+            code(
+                "ListQueries",
+                r#"{"EventDataStore":"s","StartTime":2,"EndTime":1}"#
+            ),
+            "InvalidDateRangeException"
+        );
+        assert_eq!(code("CancelQuery", "{}"), "InvalidParameterException");
+        Request::parse("ListChannels", b"").unwrap();
+        Request::parse("CreateEventDataStore", br#"{"Name":"abc"}"#).unwrap();
+    }
 }

@@ -19,7 +19,7 @@ use crate::arn::{Arn, Kind};
 use crate::catalog::{now_ms, NewEntry};
 use crate::error::{LakeError, Result};
 use crate::policy::Policy;
-use crate::record::{self, Stamp};
+use crate::record::{self, EntryError, Record, Stamp};
 use crate::sigv4::Caller;
 use crate::Lake;
 
@@ -31,16 +31,21 @@ pub const MAX_BODY: usize = 1024 * 1024;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PutInput {
-    audit_events: Vec<AuditEvent>,
+    audit_events: Vec<Entry>,
 }
 
+/// One entry of a `PutAuditEvents` body, as the caller sent it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AuditEvent {
-    id: String,
-    event_data: String,
+pub struct Entry {
+    /// The caller's `id`: 1-128 letters, digits, `-` and `_`, unique in the
+    /// call.
+    pub id: String,
+    /// `eventData`: JSON text, validated per entry by [`Entry::record`].
+    pub event_data: String,
+    /// `eventDataChecksum`: base64 SHA-256 of `eventData`, optional.
     #[serde(default)]
-    event_data_checksum: Option<String>,
+    pub event_data_checksum: Option<String>,
 }
 
 /// The query string of a call.
@@ -71,6 +76,58 @@ fn valid_external_id(id: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || "+=,.@:/-".contains(c))
 }
 
+/// Reads a `PutAuditEvents` body: 1 to [`MAX_EVENTS`] entries with valid,
+/// distinct `id`s. These are whole-call errors; each entry's `eventData` is
+/// checked on its own by [`Entry::record`], so one bad entry fails alone.
+pub fn parse_body(body: &[u8]) -> Result<Vec<Entry>> {
+    let input: PutInput = serde_json::from_slice(body).map_err(|e| {
+        LakeError::bad(
+            "SerializationException",
+            format!("the body is not valid: {e}"),
+        )
+    })?;
+    let n = input.audit_events.len();
+    if n == 0 || n > MAX_EVENTS {
+        return Err(validation(format!(
+            "auditEvents must hold 1 to {MAX_EVENTS} events; it holds {n}."
+        )));
+    }
+    let mut seen = HashSet::with_capacity(n);
+    for e in &input.audit_events {
+        if !valid_id(&e.id) {
+            return Err(validation(format!(
+                "id {:?} must be 1-128 characters of letters, digits, '-' and '_'.",
+                e.id
+            )));
+        }
+        if !seen.insert(e.id.as_str()) {
+            return Err(LakeError::bad(
+                "DuplicatedAuditEventId",
+                format!("The id {} appears more than once in this call.", e.id),
+            ));
+        }
+    }
+    Ok(input.audit_events)
+}
+
+impl Entry {
+    /// Checks the entry's checksum (when given) and its `eventData`, and
+    /// builds the record stored under `event_id`.
+    pub fn record(&self, event_id: String, stamp: &Stamp<'_>) -> Result<Record, EntryError> {
+        if let Some(sum) = &self.event_data_checksum {
+            let given = base64::engine::general_purpose::STANDARD.decode(sum).ok();
+            let actual = Sha256::digest(self.event_data.as_bytes());
+            if given.as_deref() != Some(actual.as_slice()) {
+                return Err(EntryError::new(
+                    "InvalidChecksum",
+                    "eventDataChecksum is not the base64 SHA-256 of eventData.",
+                ));
+            }
+        }
+        record::build(&self.event_data, event_id, stamp)
+    }
+}
+
 impl Lake {
     /// Runs one `PutAuditEvents` call.
     pub async fn put_audit_events(
@@ -97,33 +154,8 @@ impl Lake {
                 ));
             }
         }
-        let input: PutInput = serde_json::from_slice(body).map_err(|e| {
-            LakeError::bad(
-                "SerializationException",
-                format!("the body is not valid: {e}"),
-            )
-        })?;
-        let n = input.audit_events.len();
-        if n == 0 || n > MAX_EVENTS {
-            return Err(validation(format!(
-                "auditEvents must hold 1 to {MAX_EVENTS} events; it holds {n}."
-            )));
-        }
-        let mut seen = HashSet::with_capacity(n);
-        for e in &input.audit_events {
-            if !valid_id(&e.id) {
-                return Err(validation(format!(
-                    "id {:?} must be 1-128 characters of letters, digits, '-' and '_'.",
-                    e.id
-                )));
-            }
-            if !seen.insert(e.id.as_str()) {
-                return Err(LakeError::bad(
-                    "DuplicatedAuditEventId",
-                    format!("The id {} appears more than once in this call.", e.id),
-                ));
-            }
-        }
+        let entries = parse_body(body)?;
+        let n = entries.len();
 
         let not_found = || {
             LakeError::with_status(
@@ -193,17 +225,8 @@ impl Lake {
         };
         let mut failed = Vec::new();
         let mut accepted = Vec::with_capacity(n);
-        for e in input.audit_events {
-            if let Some(sum) = &e.event_data_checksum {
-                let given = base64::engine::general_purpose::STANDARD.decode(sum).ok();
-                let actual = Sha256::digest(e.event_data.as_bytes());
-                if given.as_deref() != Some(actual.as_slice()) {
-                    failed.push(json!({"id": e.id, "errorCode": "InvalidChecksum",
-                        "errorMessage": "eventDataChecksum is not the base64 SHA-256 of eventData."}));
-                    continue;
-                }
-            }
-            match record::build(&e.event_data, uuid::Uuid::new_v4().to_string(), &stamp) {
+        for e in entries {
+            match e.record(uuid::Uuid::new_v4().to_string(), &stamp) {
                 Ok(record) => accepted.push(NewEntry { id: e.id, record }),
                 Err(err) => failed
                     .push(json!({"id": e.id, "errorCode": err.code, "errorMessage": err.message})),

@@ -19,6 +19,7 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -98,6 +99,25 @@ fn session(limits: &QueryLimits) -> Result<SessionContext> {
     Ok(ctx)
 }
 
+/// Plans a prepared statement against empty tables of the stores' shape
+/// and checks that the plan only reads: what `StartQuery` does before it
+/// accepts a statement, so unknown columns and type errors fail the call
+/// rather than the background run. Returns the plan.
+pub async fn check_plan(prepared: &Prepared, limits: &QueryLimits) -> Result<LogicalPlan> {
+    let ctx = session(limits)?;
+    for id in &prepared.store_ids {
+        let empty = MemTable::try_new(record::schema(), vec![vec![]])?;
+        ctx.register_table(TableReference::bare(id.as_str()), Arc::new(empty))?;
+    }
+    let plan = ctx
+        .state()
+        .statement_to_plan(clone_statement(prepared))
+        .await
+        .map_err(engine_error)?;
+    read_only().verify_plan(&plan).map_err(engine_error)?;
+    Ok(plan)
+}
+
 fn engine_error(e: datafusion::error::DataFusionError) -> LakeError {
     LakeError::bad("InvalidQueryStatementException", e.strip_backtrace())
 }
@@ -134,19 +154,7 @@ impl Queries {
                 Some(_) => {}
             }
         }
-        // Plan against empty tables of the right shape, so unknown columns
-        // and type errors fail this call rather than the background run.
-        let ctx = session(&self.limits)?;
-        for id in &prepared.store_ids {
-            let empty = MemTable::try_new(record::schema(), vec![vec![]])?;
-            ctx.register_table(TableReference::bare(id.as_str()), Arc::new(empty))?;
-        }
-        let plan = ctx
-            .state()
-            .statement_to_plan(clone_statement(&prepared))
-            .await
-            .map_err(engine_error)?;
-        read_only().verify_plan(&plan).map_err(engine_error)?;
+        check_plan(&prepared, &self.limits).await?;
 
         let row = QueryRow {
             id: uuid::Uuid::new_v4().to_string(),

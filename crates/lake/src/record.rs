@@ -122,7 +122,7 @@ pub struct EntryError {
 }
 
 impl EntryError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

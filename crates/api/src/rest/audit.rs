@@ -12,6 +12,7 @@ use uuid::Uuid;
 use auditlake_core::{time_fmt, validate, AuditEvent, EventName, NewEvent, Scope};
 use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery};
 
+use crate::ctx::Origin;
 use crate::error::{ApiError, Source};
 use crate::extract::{parse_json, Caller, Need, PathParams, QueryParams, Requested};
 use crate::jsonapi::Doc;
@@ -231,7 +232,7 @@ pub(crate) async fn search(
 pub(crate) struct IngestDoc {
     /// Kept as text: each item is parsed straight into its typed form, and
     /// its content is stored as sent, without building a JSON tree.
-    data: Box<RawValue>,
+    pub(crate) data: Box<RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,12 +261,77 @@ struct IngestAttrs {
     user_agent: Option<String>,
 }
 
+/// Who submits events, for the defaults of `user_id`, `source_ip` and
+/// `user_agent`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Submitter<'a> {
+    pub(crate) user_id: Uuid,
+    pub(crate) origin: &'a Origin,
+}
+
+/// Reads an ingest document's `data` (one event or an array of them) into
+/// checked items, before anything is stored. `bool`: whether it was a
+/// single event (answered as one resource).
+pub(crate) fn ingest_items(
+    data: &RawValue,
+    scope: Scope,
+    by: Submitter<'_>,
+    now: i64,
+) -> Result<(bool, Vec<IngestItem>), ApiError> {
+    let text = data.get();
+    let (single, raw_items): (bool, Vec<&RawValue>) = match text.as_bytes().first() {
+        Some(b'[') => (
+            false,
+            serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid_body("/data", e.to_string()))?,
+        ),
+        Some(b'{') => (true, vec![data]),
+        _ => {
+            return Err(ApiError::invalid_body(
+                "/data",
+                "data must be an audit_event object or an array of them",
+            ))
+        }
+    };
+    if raw_items.is_empty() || raw_items.len() > validate::MAX_BATCH {
+        return Err(ApiError::invalid_body(
+            "/data",
+            format!(
+                "a batch holds 1 to {} events, not {}",
+                validate::MAX_BATCH,
+                raw_items.len()
+            ),
+        ));
+    }
+    let mut items = Vec::with_capacity(raw_items.len());
+    let mut ids = std::collections::HashSet::new();
+    for (i, v) in raw_items.into_iter().enumerate() {
+        let at = if single {
+            "/data".to_owned()
+        } else {
+            format!("/data/{i}")
+        };
+        let item = ingest_item(&at, v, scope, by, now)?;
+        if !ids.insert(item.idempotency_id.clone()) {
+            return Err(ApiError::invalid_body(
+                format!("{at}/attributes/idempotency_id"),
+                format!(
+                    "idempotency_id {:?} appears twice in this batch",
+                    item.idempotency_id
+                ),
+            ));
+        }
+        items.push(item);
+    }
+    Ok((single, items))
+}
+
 /// Checks one submitted event; `at` is its JSON pointer.
 fn ingest_item(
     at: &str,
     v: &RawValue,
     scope: Scope,
-    caller: &Caller,
+    by: Submitter<'_>,
     now: i64,
 ) -> Result<IngestItem, ApiError> {
     let data: IngestData = parse_json(v.get().as_bytes()).map_err(|mut e| {
@@ -304,7 +370,7 @@ fn ingest_item(
         }
     };
     let user_id = match &a.user_id {
-        None => caller.user.id,
+        None => by.user_id,
         Some(s) => {
             Uuid::parse_str(s).map_err(|_| bad("user_id", "user_id must be a UUID".into()))?
         }
@@ -355,8 +421,8 @@ fn ingest_item(
             user_id: Some(user_id),
             project_id,
             content,
-            source_ip: source_ip.or_else(|| caller.origin.ip.clone()),
-            user_agent: user_agent.or_else(|| caller.origin.user_agent.clone()),
+            source_ip: source_ip.or_else(|| by.origin.ip.clone()),
+            user_agent: user_agent.or_else(|| by.origin.user_agent.clone()),
         },
     })
 }
@@ -421,51 +487,11 @@ pub(crate) async fn ingest(
         Scope::User => return Err(ApiError::internal("ingest without a tenant")),
     };
     let now = time_fmt::now_micros();
-    let text = doc.data.get();
-    let (single, raw_items): (bool, Vec<&RawValue>) = match text.as_bytes().first() {
-        Some(b'[') => (
-            false,
-            serde_json::from_str(text)
-                .map_err(|e| ApiError::invalid_body("/data", e.to_string()))?,
-        ),
-        Some(b'{') => (true, vec![&*doc.data]),
-        _ => {
-            return Err(ApiError::invalid_body(
-                "/data",
-                "data must be an audit_event object or an array of them",
-            ))
-        }
+    let by = Submitter {
+        user_id: caller.user.id,
+        origin: &caller.origin,
     };
-    if raw_items.is_empty() || raw_items.len() > validate::MAX_BATCH {
-        return Err(ApiError::invalid_body(
-            "/data",
-            format!(
-                "a batch holds 1 to {} events, not {}",
-                validate::MAX_BATCH,
-                raw_items.len()
-            ),
-        ));
-    }
-    let mut items = Vec::with_capacity(raw_items.len());
-    let mut ids = std::collections::HashSet::new();
-    for (i, v) in raw_items.into_iter().enumerate() {
-        let at = if single {
-            "/data".to_owned()
-        } else {
-            format!("/data/{i}")
-        };
-        let item = ingest_item(&at, v, scope, &caller, now)?;
-        if !ids.insert(item.idempotency_id.clone()) {
-            return Err(ApiError::invalid_body(
-                format!("{at}/attributes/idempotency_id"),
-                format!(
-                    "idempotency_id {:?} appears twice in this batch",
-                    item.idempotency_id
-                ),
-            ));
-        }
-        items.push(item);
-    }
+    let (single, items) = ingest_items(&doc.data, scope, by, now)?;
     let idems: Vec<String> = items.iter().map(|i| i.idempotency_id.clone()).collect();
     let outcomes = state.store.ingest(scope_id, items).await?;
     metrics::counter!("auditlake_events_ingested_total").increment(
