@@ -552,7 +552,10 @@ async fn statements_that_are_not_a_single_select_are_refused() {
             s.store_id
         ),
         // Comment tricks around a second statement.
-        format!("SELECT 1 FROM {0} -- harmless\n; DELETE FROM {0}", s.store_id),
+        format!(
+            "SELECT 1 FROM {0} -- harmless\n; DELETE FROM {0}",
+            s.store_id
+        ),
         format!("SELECT 1 FROM {0} /* ; */ ; DROP TABLE {0}", s.store_id),
         format!("/* SELECT */ DELETE FROM {}", s.store_id),
         // Writes dressed as queries, and statements that are not queries.
@@ -614,7 +617,11 @@ async fn statements_that_are_not_a_single_select_are_refused() {
         .unwrap_err();
     assert_eq!(code(err), "EventDataStoreNotFoundException");
     let listed = other.list_channels().send().await.unwrap();
-    let arns: Vec<_> = listed.channels().iter().filter_map(|c| c.channel_arn()).collect();
+    let arns: Vec<_> = listed
+        .channels()
+        .iter()
+        .filter_map(|c| c.channel_arn())
+        .collect();
     assert_eq!(arns, [own.channel_arn.as_str()], "only its own channel");
 }
 
