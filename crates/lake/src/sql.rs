@@ -26,11 +26,27 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Signature, SimpleScalar
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, SetExpr, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::LakeError;
 
 /// Longest statement accepted, as CloudTrail Lake's `QueryStatement`.
 pub const MAX_STATEMENT: usize = 10_000;
+
+/// Most operators (`+`, `=`, `AND`, `::`, `[`, ...) one statement may hold.
+///
+/// Each operator can add a level to an expression tree (`1+1+1...` nests
+/// to the left), and parsing's clean-up, planning and evaluation recurse
+/// once per level on a tokio worker's 2 MiB stack. A 10,000-character
+/// chain overflowed it and aborted the whole process (found by the `sql`
+/// fuzz target). A debug build overflowed at about 250 levels, so the bound
+/// leaves a margin of two (a release build's frames are much smaller). 128
+/// still fits a filter of 64 `OR`ed comparisons; longer lists belong in
+/// `IN (...)`, whose commas do not count. Parentheses and subqueries are
+/// bounded separately by the parser's recursion limit. Counted on the
+/// tokens, before the tree exists: dropping a too-deep tree overflows too.
+pub const MAX_OPERATORS: usize = 128;
 
 fn invalid(message: impl std::fmt::Display) -> LakeError {
     LakeError::bad("InvalidQueryStatementException", message)
@@ -105,6 +121,65 @@ pub fn quote_store_ids(sql: &str) -> (String, Vec<String>) {
     (out, ids)
 }
 
+/// How many tokens of `sql` may add a level to an expression: every token
+/// but names, literals, separators and brackets, plus the keyword
+/// operators. `None` when it does not tokenize (the parser says why).
+fn operators(sql: &str) -> Option<usize> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    Some(
+        tokens
+            .iter()
+            .filter(|t| match t {
+                Token::Word(w) => matches!(
+                    w.keyword,
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::XOR
+                        | Keyword::NOT
+                        | Keyword::IS
+                        | Keyword::IN
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::SIMILAR
+                        | Keyword::BETWEEN
+                        | Keyword::REGEXP
+                        | Keyword::RLIKE
+                        | Keyword::DIV
+                        | Keyword::COLLATE
+                        | Keyword::AT
+                        | Keyword::OVERLAPS
+                ),
+                Token::EOF
+                | Token::Whitespace(_)
+                | Token::Comma
+                | Token::LParen
+                | Token::RParen
+                | Token::Period
+                | Token::SemiColon
+                | Token::Number(..)
+                | Token::SingleQuotedString(_)
+                | Token::DoubleQuotedString(_)
+                | Token::TripleSingleQuotedString(_)
+                | Token::TripleDoubleQuotedString(_)
+                | Token::DollarQuotedString(_)
+                | Token::SingleQuotedByteStringLiteral(_)
+                | Token::DoubleQuotedByteStringLiteral(_)
+                | Token::TripleSingleQuotedByteStringLiteral(_)
+                | Token::TripleDoubleQuotedByteStringLiteral(_)
+                | Token::SingleQuotedRawStringLiteral(_)
+                | Token::DoubleQuotedRawStringLiteral(_)
+                | Token::TripleSingleQuotedRawStringLiteral(_)
+                | Token::TripleDoubleQuotedRawStringLiteral(_)
+                | Token::NationalStringLiteral(_)
+                | Token::EscapedStringLiteral(_)
+                | Token::UnicodeStringLiteral(_)
+                | Token::HexStringLiteral(_) => false,
+                _ => true,
+            })
+            .count(),
+    )
+}
+
 /// A statement that passed the read-only checks.
 #[derive(Debug)]
 pub struct Prepared {
@@ -122,6 +197,11 @@ pub fn prepare(sql: &str) -> Result<Prepared, LakeError> {
         )));
     }
     let (text, store_ids) = quote_store_ids(sql);
+    if operators(&text).is_some_and(|n| n > MAX_OPERATORS) {
+        return Err(invalid(format!(
+            "the statement is too complex: it may hold at most {MAX_OPERATORS} operators"
+        )));
+    }
     let mut statements = DFParser::parse_sql_with_dialect(&text, &GenericDialect {})
         .map_err(|e| invalid(format!("the statement does not parse: {e}")))?;
     if statements.len() != 1 {
