@@ -331,7 +331,11 @@ impl QueryParams {
 /// shape, reporting the JSON pointer of the first bad field.
 pub struct Body<T, const V1: bool = false>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Body<T, V1> {
+impl<T, S, const V1: bool> FromRequest<S> for Body<T, V1>
+where
+    T: DeserializeOwned + Send + 'static,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -363,7 +367,29 @@ impl<T: DeserializeOwned, S: Send + Sync, const V1: bool> FromRequest<S> for Bod
                 ApiError::invalid_body("", format!("could not read the body: {}", e.body_text()))
             }
         })?;
-        parse_json(&bytes).map(Body)
+        off_runtime(bytes.len(), move || parse_json(&bytes))
+            .await
+            .map(Body)
+    }
+}
+
+/// Bodies above this size are parsed and checked on the blocking pool.
+const LARGE_BODY: usize = 64 * 1024;
+
+/// Runs `work` over `len` bytes of input: inline when small, on the
+/// blocking pool when large. Parsing and validating a 16 MiB ingest batch
+/// takes long enough that a few at once on the async workers stalled every
+/// other request, `/healthz` included.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    if len <= LARGE_BODY {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

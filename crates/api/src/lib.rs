@@ -13,6 +13,7 @@
 //! - `dashboard`: the server-rendered web pages (sign-in, settings with the
 //!   External IDs, the CloudTrail Lake integration flow).
 
+mod budget;
 mod ctx;
 mod dashboard;
 pub mod error;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 
 use auditlake_store::Store;
 
+pub use budget::{BodyBudget, DEFAULT_BODY_BUDGET};
 pub use rest::INGEST_BODY_LIMIT;
 
 /// Largest body of any other endpoint.
@@ -56,6 +58,8 @@ pub struct AppState {
     pub lake: Option<LakeConsole>,
     /// Per-token request limits of the APIs; `None`: unlimited.
     pub limits: Option<std::sync::Arc<RateLimits>>,
+    /// Request bodies held in memory at once (see `budget`).
+    pub bodies: BodyBudget,
 }
 
 /// Requests per minute allowed to each API token, counted in this process
@@ -100,6 +104,7 @@ impl AppState {
             metrics: METRICS.get().cloned(),
             lake: None,
             limits: None,
+            bodies: BodyBudget::new(DEFAULT_BODY_BUDGET, INGEST_BODY_LIMIT),
         }
     }
 }
@@ -145,6 +150,12 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
+        ))
+        // Outside the timeout: waiting for the budget is not the request's
+        // fault, while holding it (reading a slow body) is bounded.
+        .layer(axum::middleware::from_fn_with_state(
+            state.bodies.clone(),
+            budget::admit,
         ))
         .with_state(state)
 }

@@ -128,8 +128,6 @@ pub async fn serve_lake(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    println!("auditlake lake listening on http://{addr}");
     let maintenance = lake.spawn_maintenance(Duration::from_secs(5));
     auditlake_lake::server::serve(listener, lake.clone(), shutdown).await?;
     maintenance.abort();
@@ -212,6 +210,11 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the lake: {e}"))?;
+            // Printed on stdout so scripts and tests can wait for the lake.
+            println!(
+                "auditlake lake listening on http://{}",
+                listener.local_addr()?
+            );
             serve_lake(lake, listener, crate::serve::shutdown_signal()).await
         }
         LakeCommand::Query { sql, endpoint: e } => {

@@ -38,6 +38,10 @@ pub struct LimitOptions {
     /// minute's allowance may come as a burst); 0 turns the limit off
     #[arg(long, env = "AUDITLAKE_RATE_LIMIT_PER_MINUTE", default_value_t = 1620)]
     pub rate_limit_per_minute: u32,
+    /// MiB of request bodies the API holds in memory at once; requests
+    /// beyond it wait, unread (at least one 16 MiB ingest body always fits)
+    #[arg(long, env = "AUDITLAKE_BODY_BUDGET_MIB", default_value_t = auditlake_api::DEFAULT_BODY_BUDGET >> 20)]
+    pub body_budget_mib: usize,
 }
 
 /// A lake to run beside the API: where it listens and a key it accepts
@@ -159,6 +163,10 @@ pub async fn serve_on(
     });
     let mut state = AppState::new(store.clone());
     state.limits = auditlake_api::RateLimits::per_minute(limits.rate_limit_per_minute);
+    state.bodies = auditlake_api::BodyBudget::new(
+        limits.body_budget_mib.saturating_mul(1024 * 1024),
+        auditlake_api::INGEST_BODY_LIMIT,
+    );
     if let (Some(addr), Some(key)) = (lake_addr, lake_key.as_ref()) {
         state.lake = Some(auditlake_api::LakeConsole {
             endpoint: format!("http://{addr}"),
@@ -201,7 +209,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     // Printed on stdout so scripts and tests can wait for the server.
     serve_on(store, &listen, lake, forwarding, &args.limits, |bound| {
-        println!("auditlake listening on http://{}", bound.api)
+        println!("auditlake listening on http://{}", bound.api);
+        if let Some(lake) = bound.lake {
+            println!("auditlake lake listening on http://{lake}");
+        }
     })
     .await
 }

@@ -52,6 +52,11 @@ use crate::storage::Storage;
 
 /// Buffered events after which the maintenance task flushes at once.
 const FLUSH_THRESHOLD: u64 = 50_000;
+/// Bytes of request bodies the listener holds at once: 32 calls at the
+/// 1 MiB limit. A flood of large calls waits for it instead of filling
+/// memory (each body is held several times over while it is parsed and
+/// written).
+const BODY_BUDGET: usize = 32 * 1024 * 1024;
 const DAY_MS: i64 = 86_400_000;
 
 /// How to open a lake.
@@ -95,6 +100,8 @@ struct Inner {
     generated_key: Option<PathBuf>,
     since_flush: AtomicU64,
     wake: tokio::sync::Notify,
+    /// KiB of request bodies held at once (see `server::handle`).
+    bodies: tokio::sync::Semaphore,
 }
 
 impl Lake {
@@ -140,8 +147,17 @@ impl Lake {
                 generated_key,
                 since_flush: AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
+                bodies: tokio::sync::Semaphore::new(BODY_BUDGET / 1024),
             }),
         })
+    }
+
+    /// Waits until `bytes` more of request body may be held in memory;
+    /// the budget returns when the permit is dropped.
+    pub(crate) async fn hold_body(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
+        // Never closed, so acquiring only waits.
+        self.inner.bodies.acquire_many(kib).await.ok()
     }
 
     /// The catalog.

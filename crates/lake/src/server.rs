@@ -97,6 +97,18 @@ async fn handle(
                 "Unknown operation: send POST /PutAuditEvents, or POST / with an X-Amz-Target of CloudTrail_20131101.",
             ));
         }
+        // Larger than the limit is refused unread; unknown length may be
+        // up to the limit.
+        let declared = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let _held = lake
+            .hold_body(match declared {
+                Some(n) if n > MAX_BODY => 0,
+                Some(n) => n,
+                None => MAX_BODY,
+            })
+            .await;
         let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
             LakeError::with_status(
                 413,

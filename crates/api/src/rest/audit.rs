@@ -487,11 +487,16 @@ pub(crate) async fn ingest(
         Scope::User => return Err(ApiError::internal("ingest without a tenant")),
     };
     let now = time_fmt::now_micros();
-    let by = Submitter {
-        user_id: caller.user.id,
-        origin: &caller.origin,
-    };
-    let (single, items) = ingest_items(&doc.data, scope, by, now)?;
+    let (user_id, origin) = (caller.user.id, caller.origin.clone());
+    let len = doc.data.get().len();
+    let (single, items) = crate::extract::off_runtime(len, move || {
+        let by = Submitter {
+            user_id,
+            origin: &origin,
+        };
+        ingest_items(&doc.data, scope, by, now)
+    })
+    .await?;
     let idems: Vec<String> = items.iter().map(|i| i.idempotency_id.clone()).collect();
     let outcomes = state.store.ingest(scope_id, items).await?;
     metrics::counter!("auditlake_events_ingested_total").increment(
