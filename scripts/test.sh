@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test on
-# SQLite and PostgreSQL. Installs what it needs; safe to run on a fresh
+# SQLite and PostgreSQL, then the running server against its OpenAPI
+# document (schemathesis). Installs what it needs; safe to run on a fresh
 # machine of the project's kind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +34,8 @@ cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+echo "== conformance (schemathesis)"
+# About 2 minutes; the server is the binary the tests above just built.
+scripts/conformance.sh || status=$?
 exit "$status"

@@ -76,6 +76,18 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     panic!("$ref chain too long")
 }
 
+/// The names of an operation's parameters.
+fn parameter_names<'a>(doc: &'a Value, op: &'a Value) -> BTreeSet<&'a str> {
+    op["parameters"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| resolve(doc, p)["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn collect_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
     match v {
         Value::Object(map) => {
@@ -178,6 +190,48 @@ fn document_is_well_formed() {
             .collect();
         assert_eq!(declared, templated, "{at}: path parameters");
 
+        // Links (schemathesis follows them in scripts/conformance.sh) name
+        // an operation of the document, parameters it has, and parameters
+        // of this operation.
+        for (status, r) in responses {
+            let Some(links) = resolve(&doc, r)["links"].as_object() else {
+                continue;
+            };
+            for (name, link) in links {
+                let at = format!("{at} {status} link {name}");
+                let target = link["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{at}: operationId"));
+                let (_, _, target_op) = ops
+                    .iter()
+                    .find(|(_, _, o)| o["operationId"] == target)
+                    .unwrap_or_else(|| panic!("{at}: no operation {target}"));
+                let target_params = parameter_names(&doc, target_op);
+                let link_params = link["parameters"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{at}: parameters"));
+                for (param, expr) in link_params {
+                    assert!(
+                        target_params.contains(param.as_str()),
+                        "{at}: {target} has no parameter {param}"
+                    );
+                    let expr = expr.as_str().unwrap_or_default();
+                    for prefix in ["$request.path.", "$request.query."] {
+                        if let Some(source) = expr.strip_prefix(prefix) {
+                            assert!(
+                                params.iter().any(|p| p["name"] == source),
+                                "{at}: {expr} names no parameter of this operation"
+                            );
+                        }
+                    }
+                }
+                assert!(
+                    link.get("requestBody").is_none() || target_op.get("requestBody").is_some(),
+                    "{at}: requestBody for an operation without one"
+                );
+            }
+        }
+
         let body_types: Vec<&String> = op
             .get("requestBody")
             .map(|b| {
@@ -197,7 +251,7 @@ fn document_is_well_formed() {
             assert_eq!(v["required"], true, "{at}: `version` is required");
             assert_eq!(
                 resolve(&doc, &v["schema"])["pattern"],
-                r"^\d{4}-\d{2}-\d{2}(~(beta|experimental|wip))?$",
+                r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(~(beta|experimental|wip))?$",
                 "{at}: `version` pattern"
             );
             assert!(
@@ -414,4 +468,53 @@ fn route_parser_reads_the_router_idioms() {
     .map(|(m, p)| (m.to_owned(), p.to_owned()))
     .collect();
     assert_eq!(got, want);
+}
+
+/// Every error code and title the server sends (`ApiError` in
+/// `src/error.rs`, read from its source) is in the document's enums, so an
+/// error answer always matches the schema it is documented with. The 429's
+/// `rate_limited` was missing until the conformance run's rate-limited pass
+/// checked those answers against the schema.
+#[test]
+fn document_lists_every_error_code() {
+    let src = crate_file("src/error.rs");
+    let mut sent = BTreeSet::new();
+    let mut rest = src.as_str();
+    while let Some(at) = rest.find("StatusCode::") {
+        rest = &rest[at + "StatusCode::".len()..];
+        // `StatusCode::X, "code", "Title"`: the arguments of a constructor.
+        let after = rest.trim_start_matches(|c: char| c.is_ascii_uppercase() || c == '_');
+        let Some(args) = after.trim_start().strip_prefix(',') else {
+            continue;
+        };
+        let Some((code, args)) =
+            string_literal(args).filter(|_| args.trim_start().starts_with('"'))
+        else {
+            continue;
+        };
+        let (title, _) = string_literal(args).expect("a title after the code");
+        sent.insert((code.to_owned(), title.to_owned()));
+    }
+    assert!(
+        sent.len() >= 10 && sent.contains(&("not_found".to_owned(), "Not found".to_owned())),
+        "the parser found the error kinds: {sent:?}"
+    );
+
+    let doc = document();
+    let enum_of = |pointer: &str| -> BTreeSet<String> {
+        doc.pointer(pointer)
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{pointer} is an enum"))
+            .iter()
+            .map(|v| v.as_str().expect("string enum").to_owned())
+            .collect()
+    };
+    let codes = enum_of("/components/schemas/ErrorObject/properties/code/enum");
+    let titles = enum_of("/components/schemas/ErrorObject/properties/title/enum");
+    let v1_titles = enum_of("/components/schemas/V1Error/properties/error/enum");
+    for (code, title) in &sent {
+        assert!(codes.contains(code), "ErrorObject.code lacks {code:?}");
+        assert!(titles.contains(title), "ErrorObject.title lacks {title:?}");
+        assert!(v1_titles.contains(title), "V1Error.error lacks {title:?}");
+    }
 }
