@@ -12,6 +12,7 @@
 use reqwest::redirect::Policy;
 use reqwest::Method;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::common::*;
 
@@ -149,110 +150,316 @@ fn integration_body(kind: &str, n: usize) -> Value {
                    "channel_arn": "arn:aws:cloudtrail:us-east-1:123456789012:channel/m"}}}})
 }
 
+/// The path of a case for the caller at an index of `Actors::tokens`:
+/// the same for all, or a resource of that caller's own for the cases
+/// whose success consumes it (a deletion, a move).
+type PathFn = Box<dyn Fn(usize) -> String>;
+/// The body of a case for the `n`th cell.
+type BodyFn = Box<dyn Fn(usize) -> Option<Value>>;
+
+/// Resources of one caller's own that a successful cell consumes.
+struct Doomed {
+    org_membership: Uuid,
+    group_membership: Uuid,
+    integration: Uuid,
+    registration: Uuid,
+    /// An org outside any group, to be moved into the group.
+    standalone: Uuid,
+    /// A user in no tenant, to be made a member.
+    newcomer: Uuid,
+}
+
+fn same(path: String) -> PathFn {
+    Box::new(move |_| path.clone())
+}
+
+fn no_body() -> BodyFn {
+    Box::new(|_| None)
+}
+
 api_test!(
     every_endpoint_answers_every_caller_as_its_rights_say,
     |h| async move {
         let a = actors(h).await;
+        let callers = a.tokens.len();
         let (org, group) = (h.org.id, h.group.id);
+        let admin = Actor::user(h.user.id);
         let exp = "version=2023-01-25~experimental";
+        let v = "version=2024-10-15";
         let ingest = |n: usize| {
             json!({"data": {"type": "audit_event", "attributes": {
             "idempotency_id": format!("matrix-{n}"), "event": "org.project.test", "content": {"n": n}}}})
         };
-        // (method, path, body, need); each cell gets a fresh body where it matters.
-        type Body = Box<dyn Fn(usize) -> Option<Value>>;
-        let cases: Vec<(Method, String, Body, Need)> = vec![
-            (
-                Method::GET,
-                format!("/rest/orgs/{org}?version=2024-10-15"),
-                Box::new(|_| None),
-                Need::OrgRead,
-            ),
+        let config = || auditlake_core::integration::CloudTrailConfig {
+            account_id: "123456789012".into(),
+            channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/m".into(),
+        };
+        let integration = h
+            .store
+            .create_integration(Scope::Org(org), "kept", config(), &admin)
+            .await
+            .unwrap()
+            .id;
+        let registration = h
+            .store
+            .create_integration(Scope::Group(group), "kept", config(), &admin)
+            .await
+            .unwrap()
+            .id;
+        // One of each consumed resource per caller, so that every cell that
+        // may succeed has something of its own to succeed on.
+        let mut doomed = Vec::new();
+        for i in 0..callers {
+            let u = h
+                .store
+                .create_user(&format!("doomed-{i}@example.com"), "D")
+                .await
+                .unwrap();
+            let om = h
+                .store
+                .add_member(
+                    Scope::Org(org),
+                    u.id,
+                    auditlake_core::Role::OrgMember,
+                    &admin,
+                )
+                .await
+                .unwrap()
+                .id;
+            let gm = h
+                .store
+                .add_member(
+                    Scope::Group(group),
+                    u.id,
+                    auditlake_core::Role::GroupAdmin,
+                    &admin,
+                )
+                .await
+                .unwrap()
+                .id;
+            let oi = h
+                .store
+                .create_integration(Scope::Org(org), &format!("doomed-{i}"), config(), &admin)
+                .await
+                .unwrap()
+                .id;
+            let gr = h
+                .store
+                .create_integration(
+                    Scope::Group(group),
+                    &format!("doomed-{i}"),
+                    config(),
+                    &admin,
+                )
+                .await
+                .unwrap()
+                .id;
+            let standalone = h.standalone_org(&format!("Standalone {i}")).await.id;
+            let newcomer = h
+                .store
+                .create_user(&format!("newcomer-{i}@example.com"), "N")
+                .await
+                .unwrap()
+                .id;
+            doomed.push(Doomed {
+                org_membership: om,
+                group_membership: gm,
+                integration: oi,
+                registration: gr,
+                standalone,
+                newcomer,
+            });
+        }
+        let doomed = std::sync::Arc::new(doomed);
+        let per = |f: fn(&Doomed) -> Uuid, path: String| -> PathFn {
+            let doomed = doomed.clone();
+            Box::new(move |i| path.replace("{}", &f(&doomed[i]).to_string()))
+        };
+        let member_body = |kind: &'static str, role: &'static str| -> BodyFn {
+            let doomed = doomed.clone();
+            Box::new(move |n| {
+                Some(json!({"data": {"type": kind, "attributes": {"role": role},
+                    "relationships": {"user": {"data": {"type": "user",
+                        "id": doomed[n % doomed.len()].newcomer}}}}}))
+            })
+        };
+        let move_body = {
+            let doomed = doomed.clone();
+            Box::new(move |n: usize| {
+                Some(json!({"data": {"type": "org", "id": doomed[n % doomed.len()].standalone}}))
+            }) as BodyFn
+        };
+        let cases: Vec<(Method, PathFn, BodyFn, Need)> = vec![
+            (Method::GET, same(format!("/rest/orgs/{org}?{v}")), no_body(), Need::OrgRead),
             (
                 Method::PATCH,
-                format!("/rest/orgs/{org}?version=2024-10-15"),
+                same(format!("/rest/orgs/{org}?{v}")),
                 Box::new(move |n| {
-                    Some(
-                        json!({"data": {"type": "org", "id": org, "attributes": {"settings": {"n": n}}}}),
-                    )
+                    Some(json!({"data": {"type": "org", "id": org, "attributes": {"settings": {"n": n}}}}))
                 }),
+                Need::OrgAdmin,
+            ),
+            (Method::GET, same(format!("/rest/orgs/{org}/memberships?{v}")), no_body(), Need::OrgRead),
+            (
+                Method::POST,
+                same(format!("/rest/orgs/{org}/memberships?{v}")),
+                member_body("org_membership", "org_member"),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::DELETE,
+                per(|d| d.org_membership, format!("/rest/orgs/{org}/memberships/{{}}?{v}")),
+                no_body(),
                 Need::OrgAdmin,
             ),
             (
                 Method::GET,
-                format!("/rest/orgs/{org}/memberships?version=2024-10-15"),
-                Box::new(|_| None),
-                Need::OrgRead,
-            ),
-            (
-                Method::GET,
-                format!("/rest/orgs/{org}/audit_logs/search?version=2023-09-11"),
-                Box::new(|_| None),
+                same(format!("/rest/orgs/{org}/audit_logs/search?version=2023-09-11")),
+                no_body(),
                 Need::OrgRead,
             ),
             (
                 Method::POST,
-                format!("/rest/orgs/{org}/audit_logs/events?version=2024-10-15"),
+                same(format!("/rest/orgs/{org}/audit_logs/events?{v}")),
                 Box::new(move |n| Some(ingest(n))),
                 Need::OrgAdmin,
             ),
             (
                 Method::GET,
-                format!("/rest/orgs/{org}/cloud_events/integrations?{exp}"),
-                Box::new(|_| None),
+                same(format!("/rest/orgs/{org}/cloud_events/integrations?{exp}")),
+                no_body(),
                 Need::OrgAdmin,
             ),
             (
                 Method::POST,
-                format!("/rest/orgs/{org}/cloud_events/integrations?{exp}"),
+                same(format!("/rest/orgs/{org}/cloud_events/integrations?{exp}")),
                 Box::new(|n| Some(integration_body("org_integration", n))),
                 Need::OrgAdmin,
             ),
             (
                 Method::GET,
-                format!("/rest/groups/{group}?version=2024-10-15"),
-                Box::new(|_| None),
+                same(format!("/rest/orgs/{org}/cloud_events/integrations/{integration}?{exp}")),
+                no_body(),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::PATCH,
+                same(format!("/rest/orgs/{org}/cloud_events/integrations/{integration}?{exp}")),
+                Box::new(move |n| {
+                    Some(json!({"data": {"type": "org_integration", "id": integration,
+                        "attributes": {"name": format!("renamed-{n}")}}}))
+                }),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::POST,
+                same(format!(
+                    "/rest/orgs/{org}/cloud_events/integrations/{integration}/replay?{exp}"
+                )),
+                Box::new(|_| Some(json!({"data": {"type": "replay", "attributes": {"from": "2024-10-01T00:00:00Z"}}}))),
+                Need::OrgAdmin,
+            ),
+            (
+                Method::DELETE,
+                per(|d| d.integration, format!("/rest/orgs/{org}/cloud_events/integrations/{{}}?{exp}")),
+                no_body(),
+                Need::OrgAdmin,
+            ),
+            (Method::GET, same(format!("/rest/groups/{group}?{v}")), no_body(), Need::GroupAdmin),
+            (Method::GET, same(format!("/rest/groups/{group}/orgs?{v}")), no_body(), Need::GroupAdmin),
+            (
+                Method::POST,
+                same(format!("/rest/groups/{group}/orgs?{v}")),
+                move_body,
                 Need::GroupAdmin,
             ),
             (
                 Method::GET,
-                format!("/rest/groups/{group}/orgs?version=2024-10-15"),
-                Box::new(|_| None),
-                Need::GroupAdmin,
-            ),
-            (
-                Method::GET,
-                format!("/rest/groups/{group}/memberships?version=2024-10-15"),
-                Box::new(|_| None),
-                Need::GroupAdmin,
-            ),
-            (
-                Method::GET,
-                format!("/rest/groups/{group}/audit_logs/search?version=2023-09-11"),
-                Box::new(|_| None),
-                Need::GroupAdmin,
-            ),
-            (
-                Method::GET,
-                format!("/rest/groups/{group}/cloud_events/group_registrations?{exp}"),
-                Box::new(|_| None),
+                same(format!("/rest/groups/{group}/memberships?{v}")),
+                no_body(),
                 Need::GroupAdmin,
             ),
             (
                 Method::POST,
-                format!("/rest/groups/{group}/cloud_events/group_registrations?{exp}"),
+                same(format!("/rest/groups/{group}/memberships?{v}")),
+                member_body("group_membership", "group_admin"),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::DELETE,
+                per(|d| d.group_membership, format!("/rest/groups/{group}/memberships/{{}}?{v}")),
+                no_body(),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::GET,
+                same(format!("/rest/groups/{group}/audit_logs/search?version=2023-09-11")),
+                no_body(),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::POST,
+                same(format!("/rest/groups/{group}/audit_logs/events?{v}")),
+                Box::new(move |n| Some(ingest(n))),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::GET,
+                same(format!("/rest/groups/{group}/cloud_events/group_registrations?{exp}")),
+                no_body(),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::POST,
+                same(format!("/rest/groups/{group}/cloud_events/group_registrations?{exp}")),
                 Box::new(|n| Some(integration_body("group_registration", n))),
                 Need::GroupAdmin,
             ),
             (
+                Method::GET,
+                same(format!(
+                    "/rest/groups/{group}/cloud_events/group_registrations/{registration}?{exp}"
+                )),
+                no_body(),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::PATCH,
+                same(format!(
+                    "/rest/groups/{group}/cloud_events/group_registrations/{registration}?{exp}"
+                )),
+                Box::new(move |n| {
+                    Some(json!({"data": {"type": "group_registration", "id": registration,
+                        "attributes": {"name": format!("renamed-{n}")}}}))
+                }),
+                Need::GroupAdmin,
+            ),
+            (
                 Method::POST,
-                format!("/v1/org/{org}/audit"),
+                same(format!(
+                    "/rest/groups/{group}/cloud_events/group_registrations/{registration}/replay?{exp}"
+                )),
+                Box::new(|_| Some(json!({"data": {"type": "replay", "attributes": {"from": "2024-10-01T00:00:00Z"}}}))),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::DELETE,
+                per(
+                    |d| d.registration,
+                    format!("/rest/groups/{group}/cloud_events/group_registrations/{{}}?{exp}"),
+                ),
+                no_body(),
+                Need::GroupAdmin,
+            ),
+            (
+                Method::POST,
+                same(format!("/v1/org/{org}/audit")),
                 Box::new(|_| Some(json!({"filters": {}}))),
                 Need::OrgRead,
             ),
             (
                 Method::POST,
-                format!("/v1/group/{group}/audit"),
+                same(format!("/v1/group/{group}/audit")),
                 Box::new(|_| Some(json!({"filters": {}}))),
                 Need::GroupAdmin,
             ),
@@ -261,13 +468,15 @@ api_test!(
         let mut n = 0;
         let mut table = Vec::new();
         for (method, path, body, need) in &cases {
-            for (who, token) in &a.tokens {
+            for (i, (who, token)) in a.tokens.iter().enumerate() {
                 n += 1;
+                let path = path(i);
                 let mut rb = http.request(method.clone(), format!("{}{path}", h.base));
                 if let Some(t) = token {
                     rb = rb.header("authorization", format!("token {t}"));
                 }
-                if let Some(b) = body(n) {
+                // Bodies that name a consumed resource take the caller's.
+                if let Some(b) = body(if *method == Method::POST { i } else { n }) {
                     let ct = if path.starts_with("/v1") {
                         "application/json"
                     } else {
@@ -308,6 +517,32 @@ api_test!(
     |h| async move {
         let a = actors(h).await;
         let (org, group) = (h.org.id, h.group.id);
+        let admin = Actor::user(h.user.id);
+        let config = || auditlake_core::integration::CloudTrailConfig {
+            account_id: "123456789012".into(),
+            channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/m".into(),
+        };
+        let integration = h
+            .store
+            .create_integration(Scope::Org(org), "kept", config(), &admin)
+            .await
+            .unwrap()
+            .id;
+        let registration = h
+            .store
+            .create_integration(Scope::Group(group), "kept", config(), &admin)
+            .await
+            .unwrap()
+            .id;
+        let log = h.log_since(0).await;
+        let org_event = log.iter().find(|e| e.org_id == Some(org)).unwrap().id;
+        let group_event = log
+            .iter()
+            .find(|e| e.org_id.is_none() && e.group_id == Some(group))
+            .unwrap()
+            .id;
+        // The lake console (`/orgs/{org}/lake`) exists only beside a lake;
+        // crates/cli/tests/dashboard_e2e.rs checks it with one.
         let pages = [
             (format!("/orgs/{org}/settings"), Need::OrgRead),
             (format!("/orgs/{org}/audit"), Need::OrgRead),
@@ -320,8 +555,29 @@ api_test!(
                 format!("/orgs/{org}/integrations/cloudtrail/new"),
                 Need::OrgAdmin,
             ),
+            (
+                format!("/orgs/{org}/integrations/cloudtrail/{integration}"),
+                Need::OrgAdmin,
+            ),
+            (
+                format!("/orgs/{org}/integrations/cloudtrail/{integration}/remove"),
+                Need::OrgAdmin,
+            ),
+            (format!("/orgs/{org}/audit/{org_event}"), Need::OrgRead),
             (format!("/groups/{group}/settings"), Need::GroupAdmin),
             (format!("/groups/{group}/audit"), Need::GroupAdmin),
+            (
+                format!("/groups/{group}/audit/{group_event}"),
+                Need::GroupAdmin,
+            ),
+            (
+                format!("/groups/{group}/registrations/{registration}"),
+                Need::GroupAdmin,
+            ),
+            (
+                format!("/groups/{group}/registrations/{registration}/remove"),
+                Need::GroupAdmin,
+            ),
         ];
         let http = reqwest::Client::builder()
             .redirect(Policy::none())
