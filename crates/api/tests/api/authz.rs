@@ -157,6 +157,25 @@ type PathFn = Box<dyn Fn(usize) -> String>;
 /// The body of a case for the `n`th cell.
 type BodyFn = Box<dyn Fn(usize) -> Option<Value>>;
 
+/// An integration of the harness's org and a registration of its group,
+/// both named `name`.
+async fn integrations(h: &Harness, name: &str) -> (Uuid, Uuid) {
+    let admin = Actor::user(h.user.id);
+    let mut ids = Vec::new();
+    for scope in [Scope::Org(h.org.id), Scope::Group(h.group.id)] {
+        let config = auditlake_core::integration::CloudTrailConfig {
+            account_id: "123456789012".into(),
+            channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/m".into(),
+        };
+        let created = h
+            .store
+            .create_integration(scope, name, config, &admin)
+            .await;
+        ids.push(created.unwrap().id);
+    }
+    (ids[0], ids[1])
+}
+
 /// Resources of one caller's own that a successful cell consumes.
 struct Doomed {
     org_membership: Uuid,
@@ -190,22 +209,7 @@ api_test!(
             json!({"data": {"type": "audit_event", "attributes": {
             "idempotency_id": format!("matrix-{n}"), "event": "org.project.test", "content": {"n": n}}}})
         };
-        let config = || auditlake_core::integration::CloudTrailConfig {
-            account_id: "123456789012".into(),
-            channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/m".into(),
-        };
-        let integration = h
-            .store
-            .create_integration(Scope::Org(org), "kept", config(), &admin)
-            .await
-            .unwrap()
-            .id;
-        let registration = h
-            .store
-            .create_integration(Scope::Group(group), "kept", config(), &admin)
-            .await
-            .unwrap()
-            .id;
+        let (integration, registration) = integrations(h, "kept").await;
         // One of each consumed resource per caller, so that every cell that
         // may succeed has something of its own to succeed on.
         let mut doomed = Vec::new();
@@ -237,23 +241,7 @@ api_test!(
                 .await
                 .unwrap()
                 .id;
-            let oi = h
-                .store
-                .create_integration(Scope::Org(org), &format!("doomed-{i}"), config(), &admin)
-                .await
-                .unwrap()
-                .id;
-            let gr = h
-                .store
-                .create_integration(
-                    Scope::Group(group),
-                    &format!("doomed-{i}"),
-                    config(),
-                    &admin,
-                )
-                .await
-                .unwrap()
-                .id;
+            let (oi, gr) = integrations(h, &format!("doomed-{i}")).await;
             let standalone = h.standalone_org(&format!("Standalone {i}")).await.id;
             let newcomer = h
                 .store
@@ -517,23 +505,7 @@ api_test!(
     |h| async move {
         let a = actors(h).await;
         let (org, group) = (h.org.id, h.group.id);
-        let admin = Actor::user(h.user.id);
-        let config = || auditlake_core::integration::CloudTrailConfig {
-            account_id: "123456789012".into(),
-            channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/m".into(),
-        };
-        let integration = h
-            .store
-            .create_integration(Scope::Org(org), "kept", config(), &admin)
-            .await
-            .unwrap()
-            .id;
-        let registration = h
-            .store
-            .create_integration(Scope::Group(group), "kept", config(), &admin)
-            .await
-            .unwrap()
-            .id;
+        let (integration, registration) = integrations(h, "kept").await;
         let log = h.log_since(0).await;
         let org_event = log.iter().find(|e| e.org_id == Some(org)).unwrap().id;
         let group_event = log
