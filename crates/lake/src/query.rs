@@ -109,6 +109,12 @@ pub async fn check_plan(prepared: &Prepared, limits: &QueryLimits) -> Result<Log
         let empty = MemTable::try_new(record::schema(), vec![vec![]])?;
         ctx.register_table(TableReference::bare(id.as_str()), Arc::new(empty))?;
     }
+    plan_read_only(&ctx, prepared).await
+}
+
+/// Plans `prepared` in `ctx`, whose tables are registered, and refuses a
+/// plan that is not read-only.
+async fn plan_read_only(ctx: &SessionContext, prepared: &Prepared) -> Result<LogicalPlan> {
     let plan = ctx
         .state()
         .statement_to_plan(clone_statement(prepared))
@@ -273,12 +279,7 @@ impl Queries {
             };
             ctx.register_table(TableReference::bare(id.as_str()), table)?;
         }
-        let plan = ctx
-            .state()
-            .statement_to_plan(clone_statement(prepared))
-            .await
-            .map_err(engine_error)?;
-        read_only().verify_plan(&plan).map_err(engine_error)?;
+        let plan = plan_read_only(&ctx, prepared).await?;
         let df = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
         let columns: Vec<String> = df
             .schema()
