@@ -156,6 +156,11 @@ pub fn parse_event_time(text: &str) -> Option<i64> {
             return None;
         }
     }
+    // `[year]` also takes a signed year ("-0381-05-01T..."), which is no
+    // `yyyy` (found by the event_data fuzz target): four digits first.
+    if !main.bytes().take(4).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
     let dt = time::PrimitiveDateTime::parse(main, format).ok()?;
     Some(dt.assume_utc().unix_timestamp() * 1000)
@@ -474,6 +479,10 @@ mod tests {
         assert_eq!(parse_event_time("2024-03-01 10:20:30"), None);
         assert_eq!(parse_event_time("2024-03-01T10:20:30+02:00"), None);
         assert_eq!(parse_event_time("yesterday"), None);
+        // A signed year is not `yyyy`.
+        assert_eq!(parse_event_time("-0381-05-01T10:20:30"), None);
+        assert_eq!(parse_event_time("+2024-05-01T10:20:30Z"), None);
+        assert_eq!(parse_event_time("-381-05-01T10:20:30"), None);
     }
 
     #[test]
