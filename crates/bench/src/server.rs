@@ -95,19 +95,36 @@ impl Server {
     /// Starts `auditlake serve` on a free loopback port and waits for its
     /// `auditlake listening on http://ADDR` line.
     pub async fn start(bin: &Path, url: &str, log: PathBuf) -> anyhow::Result<Self> {
+        // The benchmark measures the server, not the per-token limit.
+        let args = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-per-minute",
+            "0",
+            "--database-url",
+            url,
+        ];
+        let (server, _) = Self::start_with(bin, &args, &[], 1, log).await?;
+        Ok(server)
+    }
+
+    /// Starts the binary with `args` (and `envs` on top of the cleaned
+    /// environment) and waits for its first `announced` stdout lines, the
+    /// first of which must be `auditlake listening on http://ADDR` on
+    /// loopback. Returns the server and those lines.
+    pub async fn start_with(
+        bin: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        announced: usize,
+        log: PathBuf,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("creating server log {}", log.display()))?;
         let mut child = command(bin)
-            // The benchmark measures the server, not the per-token limit.
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--rate-limit-per-minute",
-                "0",
-                "--database-url",
-                url,
-            ])
+            .args(args)
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -115,18 +132,24 @@ impl Server {
         let pid = child.id().ok_or_else(|| anyhow!("server exited at once"))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "server did not announce its address within 60 s (log: {})",
-                    log.display()
-                )
-            })??
-            .ok_or_else(|| anyhow!("server exited before listening (log: {})", log.display()))?;
-        let addr = first
+        let mut first = Vec::with_capacity(announced);
+        while first.len() < announced.max(1) {
+            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "server did not announce its address within 60 s (log: {})",
+                        log.display()
+                    )
+                })??
+                .ok_or_else(|| {
+                    anyhow!("server exited before listening (log: {})", log.display())
+                })?;
+            first.push(line);
+        }
+        let addr = first[0]
             .strip_prefix("auditlake listening on http://")
-            .ok_or_else(|| anyhow!("unexpected first line from the server: {first:?}"))?
+            .ok_or_else(|| anyhow!("unexpected first line from the server: {:?}", first[0]))?
             .trim()
             .to_owned();
         let sock: std::net::SocketAddr = addr.parse().context("server address")?;
@@ -135,11 +158,14 @@ impl Server {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Server {
-            child,
-            pid,
-            base: format!("http://{addr}"),
-        })
+        Ok((
+            Server {
+                child,
+                pid,
+                base: format!("http://{addr}"),
+            },
+            first,
+        ))
     }
 
     /// Asks the server to stop (SIGTERM, a graceful shutdown), killing it

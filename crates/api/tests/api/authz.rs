@@ -555,8 +555,14 @@ api_test!(
             .redirect(Policy::none())
             .build()
             .unwrap();
+        // One integration and registration per caller for the removal forms.
+        let mut doomed = Vec::new();
+        for i in 0..a.tokens.len() {
+            doomed.push(integrations(h, &format!("dash-doomed-{i}")).await);
+        }
+        let arn = "arn:aws:cloudtrail:us-east-1:123456789012:channel/dash";
         let mut table = Vec::new();
-        for (who, token) in &a.tokens {
+        for (i, (who, token)) in a.tokens.iter().enumerate() {
             // Sign in as the caller (the anonymous and the revoked cannot).
             let cookie = match token {
                 None => None,
@@ -616,7 +622,120 @@ api_test!(
                     }
                 }
             }
+
+            // The forms, each with the caller's own session CSRF token
+            // (from the sign-out form every signed-in page carries).
+            let csrf = match &cookie {
+                None => String::new(),
+                Some(c) => {
+                    let home = http
+                        .get(format!("{}/", h.base))
+                        .header("cookie", format!("auditlake_session={c}"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap();
+                    let at = home.find(r#"name="csrf" value=""#).expect("a CSRF field");
+                    let rest = &home[at + r#"name="csrf" value=""#.len()..];
+                    rest[..rest.find('"').unwrap()].to_owned()
+                }
+            };
+            let name = format!("dash-{i}");
+            let create = vec![
+                ("name", name.as_str()),
+                ("account_id", "123456789012"),
+                ("channel_arn", arn),
+            ];
+            let (own_integration, own_registration) = doomed[i];
+            let forms = [
+                (
+                    format!("/orgs/{org}/integrations/cloudtrail"),
+                    create.clone(),
+                    Need::OrgAdmin,
+                ),
+                (
+                    format!("/orgs/{org}/integrations/cloudtrail/{own_integration}/remove"),
+                    vec![],
+                    Need::OrgAdmin,
+                ),
+                (
+                    format!("/groups/{group}/registrations"),
+                    create.clone(),
+                    Need::GroupAdmin,
+                ),
+                (
+                    format!("/groups/{group}/registrations/{own_registration}/remove"),
+                    vec![],
+                    Need::GroupAdmin,
+                ),
+            ];
+            for (path, fields, need) in &forms {
+                let mut fields = fields.clone();
+                fields.push(("csrf", csrf.as_str()));
+                let mut rb = http.post(format!("{}{path}", h.base)).form(&fields);
+                if let Some(c) = &cookie {
+                    rb = rb.header("cookie", format!("auditlake_session={c}"));
+                }
+                let res = rb.send().await.unwrap();
+                let status = res.status().as_u16();
+                let location = res
+                    .headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned());
+                let text = res.text().await.unwrap();
+                let ok = match expected(*need, *who) {
+                    401 => status == 303 && location.as_deref() == Some("/login"),
+                    // Done: a page saying so, or sent on to one of the tenant's.
+                    2 => {
+                        (200..300).contains(&status)
+                            || (status == 303 && location.as_deref().is_some_and(|l| l != "/login"))
+                    }
+                    want => status == want,
+                };
+                if !ok {
+                    table.push(format!("POST {path} as {who:?}: got {status} {location:?}"));
+                }
+                if !(200..400).contains(&status) {
+                    for s in secrets(h) {
+                        assert!(!text.contains(&s), "POST {path} as {who:?} leaked {s:?}");
+                    }
+                }
+            }
         }
         assert!(table.is_empty(), "cells that differ:\n{}", table.join("\n"));
+
+        // Exactly the permitted forms took effect: two callers may create
+        // and remove in the org (its admin and the group's), one in the group.
+        let org_side = h
+            .store
+            .integrations_of(
+                Scope::Org(org),
+                auditlake_store::Page {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .items;
+        let names: Vec<&str> = org_side.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| n.starts_with("dash-doomed-"))
+                .count(),
+            a.tokens.len() - 2,
+            "{names:?}"
+        );
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| n.starts_with("dash-") && !n.contains("doomed"))
+                .count(),
+            2,
+            "{names:?}"
+        );
     }
 );
