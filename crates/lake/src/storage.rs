@@ -25,12 +25,17 @@ use crate::catalog::{Catalog, DataFile};
 use crate::error::Result;
 use crate::record::{self, Record};
 
-/// Records moved from the buffer to Parquet per round.
-const FLUSH_CHUNK: i64 = 100_000;
+/// Records moved from the buffer to Parquet per round (one row group):
+/// a round holds them in memory a few times over.
+const FLUSH_CHUNK: i64 = 64 * 1024;
 /// A day with at least this many files gets compacted.
 pub const COMPACT_MIN_FILES: usize = 8;
-/// Most rows in a file compaction writes.
-const COMPACT_MAX_ROWS: i64 = 2_000_000;
+/// Most rows in a file compaction writes; files of half as many or more
+/// are left alone. A merge holds its rows in memory about three times
+/// (read, concatenated, sorted), so this bounds the lake's memory: with
+/// two million, the soak (scripts/soak.sh) saw the server reach 1.8 GiB
+/// as each day's growing file was read back into every compaction.
+const COMPACT_MAX_ROWS: i64 = 128 * 1024;
 /// Rows per Parquet row group: small enough that a time filter skips most
 /// of a file, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
