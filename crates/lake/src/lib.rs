@@ -24,6 +24,7 @@ pub mod control;
 pub mod data;
 pub mod error;
 pub mod keys;
+pub mod merge;
 pub mod policy;
 pub mod query;
 pub mod record;

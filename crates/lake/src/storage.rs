@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::catalog::{Catalog, DataFile};
 use crate::error::Result;
+use crate::merge::SortedMerge;
 use crate::record::{self, Record};
 
 /// Records moved from the buffer to Parquet per round (one row group):
@@ -31,11 +32,14 @@ const FLUSH_CHUNK: i64 = 64 * 1024;
 /// A day with at least this many files gets compacted.
 pub const COMPACT_MIN_FILES: usize = 8;
 /// Most rows in a file compaction writes; files of half as many or more
-/// are left alone. A merge holds its rows in memory about three times
-/// (read, concatenated, sorted), so this bounds the lake's memory: with
-/// two million, the soak (scripts/soak.sh) saw the server reach 1.8 GiB
-/// as each day's growing file was read back into every compaction.
+/// are left alone, so a day's big file is not read back into every
+/// compaction. The merge streams, so rows cost memory only as the
+/// compressed input and output files (some tens of MiB at this size).
 const COMPACT_MAX_ROWS: i64 = 128 * 1024;
+/// Most files one merge reads: it holds one batch of each.
+const COMPACT_MAX_FILES: usize = 32;
+/// Rows per batch a merge reads from each file and writes.
+const MERGE_BATCH_ROWS: usize = 1024;
 /// Rows per Parquet row group: small enough that a time filter skips most
 /// of a file, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -160,15 +164,48 @@ impl Storage {
         Ok(())
     }
 
-    async fn read(&self, file: &DataFile) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
-        let bytes = self
-            .objects
-            .get(&ObjectPath::from(file.path.as_str()))
-            .await?
-            .bytes()
+    /// Writes the rows of `files` (of one day) as one new file, sorted by
+    /// event time, without listing it. The merge streams (see
+    /// [`crate::merge`]): it holds the files' compressed bytes and one
+    /// batch of each, never their rows all at once.
+    async fn merge(&self, store: &str, day: &str, files: &[DataFile]) -> Result<DataFile> {
+        let mut sources = Vec::with_capacity(files.len());
+        for f in files {
+            let bytes = self
+                .objects
+                .get(&ObjectPath::from(f.path.as_str()))
+                .await?
+                .bytes()
+                .await?;
+            sources.push(
+                ParquetRecordBatchReaderBuilder::try_new(bytes)?
+                    .with_batch_size(MERGE_BATCH_ROWS)
+                    .build()?,
+            );
+        }
+        let merged = SortedMerge::new(record::schema(), "eventtime", sources, MERGE_BATCH_ROWS)?;
+        let mut buf = Vec::new();
+        let mut writer =
+            ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
+        let mut rows = 0;
+        for batch in merged {
+            let batch = batch?;
+            rows += batch.num_rows() as i64;
+            writer.write(&batch)?;
+        }
+        writer.close()?;
+        let path = Self::new_path(store, day);
+        let bytes = buf.len() as i64;
+        self.objects
+            .put(&ObjectPath::from(path.as_str()), PutPayload::from(buf))
             .await?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+        Ok(DataFile {
+            path,
+            store: store.to_owned(),
+            day: day.to_owned(),
+            rows,
+            bytes,
+        })
     }
 
     /// Merges the small files of each day of `store` that has many.
@@ -189,7 +226,9 @@ impl Storage {
             let mut rows = 0;
             let mut groups = Vec::new();
             for f in files {
-                if rows + f.rows > COMPACT_MAX_ROWS && !group.is_empty() {
+                if (rows + f.rows > COMPACT_MAX_ROWS || group.len() == COMPACT_MAX_FILES)
+                    && !group.is_empty()
+                {
                     groups.push(std::mem::take(&mut group));
                     rows = 0;
                 }
@@ -198,29 +237,7 @@ impl Storage {
             }
             groups.push(group);
             for group in groups.into_iter().filter(|g| g.len() > 1) {
-                let mut batches = Vec::new();
-                for f in &group {
-                    batches.extend(self.read(f).await?);
-                }
-                let batch =
-                    datafusion::arrow::compute::concat_batches(&record::schema(), &batches)?;
-                let sorted = sort_by_event_time(&batch)?;
-                let mut buf = Vec::new();
-                let mut writer =
-                    ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
-                writer.write(&sorted)?;
-                writer.close()?;
-                let path = Self::new_path(store, &day);
-                let new = DataFile {
-                    path: path.clone(),
-                    store: store.to_owned(),
-                    day: day.clone(),
-                    rows: sorted.num_rows() as i64,
-                    bytes: buf.len() as i64,
-                };
-                self.objects
-                    .put(&ObjectPath::from(path.as_str()), PutPayload::from(buf))
-                    .await?;
+                let new = self.merge(store, &day, &group).await?;
                 self.catalog
                     .swap_files(&group, std::slice::from_ref(&new))
                     .await?;
@@ -261,13 +278,4 @@ impl Storage {
         }
         Ok(removed)
     }
-}
-
-fn sort_by_event_time(
-    batch: &datafusion::arrow::array::RecordBatch,
-) -> Result<datafusion::arrow::array::RecordBatch> {
-    use datafusion::arrow::compute::{sort_to_indices, take_record_batch};
-    let idx = batch.schema().index_of("eventtime")?;
-    let indices = sort_to_indices(batch.column(idx), None, None)?;
-    Ok(take_record_batch(batch, &indices)?)
 }

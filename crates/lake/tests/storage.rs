@@ -13,11 +13,15 @@ async fn compaction_merges_a_days_small_files_and_keeps_every_event() {
     let s = setup(&c, "compact", None).await;
     let d = t.data(OWNER);
     let rounds = auditlake_lake::storage::COMPACT_MIN_FILES;
+    // Times within yesterday noon's minute, interleaved across the files,
+    // so the merge has to order them.
+    let noon = (time::OffsetDateTime::now_utc().unix_timestamp() / 86_400 - 1) * 86_400 + 43_200;
     for round in 0..rounds {
         let events: Vec<_> = (0..10)
             .map(|i| {
                 let id = format!("r{round}-{i}");
-                entry(&id, event_data(&id, "a.b", &now_text(0), "u"))
+                let at = noon + ((i * 7 + round as i64 * 3) % 50);
+                entry(&id, event_data(&id, "a.b", &iso(at), "u"))
             })
             .collect();
         d.put_audit_events()
@@ -41,6 +45,24 @@ async fn compaction_merges_a_days_small_files_and_keeps_every_event() {
         let path = t.dir.path().join("objects").join(&f.path);
         assert!(!path.exists(), "replaced file {} still on disk", f.path);
     }
+    // The merged file is sorted by event time, as every file is.
+    let file = std::fs::File::open(t.dir.path().join("objects").join(&after[0].path)).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut times = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = batch.column(batch.schema().index_of("eventtime").unwrap());
+        let col = datafusion::arrow::array::AsArray::as_primitive::<
+            datafusion::arrow::datatypes::TimestampMillisecondType,
+        >(col);
+        times.extend(col.values().iter().copied());
+    }
+    assert_eq!(times.len(), rounds * 10);
+    assert!(times.is_sorted(), "{times:?}");
+    assert_ne!(times.first(), times.last());
     let rows = run_query(
         &c,
         &format!(
