@@ -44,7 +44,7 @@ pub use rest::INGEST_BODY_LIMIT;
 /// Largest body of any other endpoint.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-pub use dashboard::LakeConsole;
+pub use dashboard::{LakeConsole, SignInGuard};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -60,6 +60,8 @@ pub struct AppState {
     pub limits: Option<std::sync::Arc<RateLimits>>,
     /// Request bodies held in memory at once (see `budget`).
     pub bodies: BodyBudget,
+    /// Failed dashboard sign-ins of the last minutes.
+    pub sign_ins: std::sync::Arc<SignInGuard>,
 }
 
 /// Requests per minute allowed to each API token, counted in this process
@@ -105,6 +107,7 @@ impl AppState {
             lake: None,
             limits: None,
             bodies: BodyBudget::new(DEFAULT_BODY_BUDGET, INGEST_BODY_LIMIT),
+            sign_ins: Default::default(),
         }
     }
 }

@@ -9,14 +9,18 @@
 //!   loopback name), stored hashed (`Store::create_session`).
 //! - Every form carries the session's CSRF token, checked in constant time
 //!   before anything changes; the sign-in form uses a double-submit cookie.
+//! - Failed sign-ins are limited per client address and per email
+//!   (`guard`).
 //! - Pages check rights with the same rules as the API: another tenant's
 //!   org or group is "not found".
 
 mod audit;
 mod console;
+mod guard;
 mod pages;
 
 pub use console::LakeConsole;
+pub use guard::SignInGuard;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

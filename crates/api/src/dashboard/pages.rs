@@ -3,6 +3,7 @@
 //! Lake integration flow (tile, form, success, settings, detail, removal).
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,7 +16,8 @@ use auditlake_core::{time_fmt, Group, Integration, Org, Scope};
 use auditlake_store::{Page as Window, StoreError};
 
 use super::{
-    cookie, same, see_other, set_cookie, Form, Page, Signed, Visitor, LOGIN_COOKIE, SESSION_COOKIE,
+    cookie, guard, same, see_other, set_cookie, Form, Page, Signed, Visitor, LOGIN_COOKIE,
+    SESSION_COOKIE,
 };
 use crate::AppState;
 
@@ -129,6 +131,25 @@ pub(crate) async fn login(
     }
     // The token form, or the password form.
     let token = form.get("token").trim();
+    let keys = guard::keys(
+        origin.ip.as_deref(),
+        if token.is_empty() { email.as_str() } else { "" },
+    );
+    if let Some(wait) = state.sign_ins.blocked(&keys, Instant::now()) {
+        let minutes = wait.as_secs().div_ceil(60);
+        return login_form(
+            &random_hex(),
+            Some(&format!(
+                "Too many failed sign-ins. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+            &email,
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers,
+        )
+        .header(header::RETRY_AFTER, (wait.as_secs() + 1).to_string())
+        .into_response();
+    }
     let (found, refusal) = if !token.is_empty() {
         (
             state
@@ -150,6 +171,7 @@ pub(crate) async fn login(
     let user = match found {
         Ok(Some(user)) => user,
         Ok(None) => {
+            state.sign_ins.failed(&keys, Instant::now());
             return login_form(
                 &random_hex(),
                 Some(refusal),
@@ -157,7 +179,7 @@ pub(crate) async fn login(
                 StatusCode::UNAUTHORIZED,
                 &headers,
             )
-            .into_response()
+            .into_response();
         }
         Err(e) => return store_failed(e, None).into_response(),
     };

@@ -9,7 +9,6 @@
 //! know the tenant get 404, so IDs cannot be probed; callers without valid
 //! credentials get 401 (the dashboard sends them to sign in).
 
-use reqwest::redirect::Policy;
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -523,6 +522,7 @@ api_test!(
 
 api_test!(
     every_dashboard_page_answers_every_caller_as_its_rights_say,
+    with_lake,
     |h| async move {
         let a = actors(h).await;
         let (org, group) = (h.org.id, h.group.id);
@@ -534,9 +534,31 @@ api_test!(
             .find(|e| e.org_id.is_none() && e.group_id == Some(group))
             .unwrap()
             .id;
-        // The lake console (`/orgs/{org}/lake`) exists only beside a lake;
-        // crates/cli/tests/dashboard_e2e.rs checks it with one.
+        // The lake console queries the stores the org's integrations feed
+        // in the local lake: one here, whose ID only the org's readers see.
+        let lake = h.lake.as_ref().expect("a test declared with_lake");
+        let feed = auditlake_lake::client::setup(
+            &lake.control(OWNER),
+            "console",
+            &org.to_string(),
+            OWNER,
+            7,
+        )
+        .await
+        .unwrap();
+        let config = auditlake_core::integration::CloudTrailConfig {
+            account_id: OWNER.into(),
+            channel_arn: feed.channel_arn.clone(),
+        };
+        h.store
+            .create_integration(Scope::Org(org), "console", config, &Actor::user(h.user.id))
+            .await
+            .unwrap();
+        let lake_store = feed.event_data_store_id;
+        let hidden: Vec<String> = secrets(h).into_iter().chain([lake_store.clone()]).collect();
+        let console_query = format!("select eventdata.eventname from {lake_store} limit 1");
         let pages = [
+            (format!("/orgs/{org}/lake"), Need::OrgRead),
             (format!("/orgs/{org}/settings"), Need::OrgRead),
             (format!("/orgs/{org}/audit"), Need::OrgRead),
             (format!("/orgs/{org}/integrations"), Need::OrgAdmin),
@@ -572,10 +594,7 @@ api_test!(
                 Need::GroupAdmin,
             ),
         ];
-        let http = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .build()
-            .unwrap();
+        let http = no_redirects();
         // One integration and registration per caller for the removal forms.
         let mut doomed = Vec::new();
         for i in 0..a.tokens.len() {
@@ -587,30 +606,11 @@ api_test!(
             // Sign in as the caller (the anonymous and the revoked cannot).
             let cookie = match token {
                 None => None,
-                Some(t) => {
-                    let page = http.get(format!("{}/login", h.base)).send().await.unwrap();
-                    let csrf = page
-                        .headers()
-                        .get_all("set-cookie")
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .find_map(|c| c.strip_prefix("auditlake_login_csrf="))
-                        .map(|c| c.split(';').next().unwrap().to_owned())
-                        .unwrap();
-                    let res = http
-                        .post(format!("{}/login", h.base))
-                        .header("cookie", format!("auditlake_login_csrf={csrf}"))
-                        .form(&[("csrf", csrf.as_str()), ("token", t.as_str())])
-                        .send()
-                        .await
-                        .unwrap();
-                    res.headers()
-                        .get_all("set-cookie")
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .find_map(|c| c.strip_prefix("auditlake_session="))
-                        .map(|c| c.split(';').next().unwrap().to_owned())
-                }
+                Some(t) => set_cookie(
+                    &sign_in_answer(&http, &h.base, &[("token", t)]).await,
+                    "auditlake_session",
+                )
+                .map(|(value, _)| value),
             };
             assert_eq!(
                 cookie.is_some(),
@@ -634,9 +634,15 @@ api_test!(
                 if !ok {
                     table.push(format!("GET {path} as {who:?}: got {status}"));
                 }
+                if status == 200 && path.ends_with("/lake") {
+                    assert!(text.contains(&lake_store), "{who:?} sees the org's store");
+                }
                 if status >= 300 {
-                    for s in secrets(h) {
-                        assert!(!text.contains(&s), "GET {path} as {who:?} leaked {s:?}");
+                    for s in &hidden {
+                        assert!(
+                            !text.contains(s.as_str()),
+                            "GET {path} as {who:?} leaked {s:?}"
+                        );
                     }
                 }
             }
@@ -668,6 +674,12 @@ api_test!(
             ];
             let (own_integration, own_registration) = doomed[i];
             let forms = [
+                // A query that runs (an error would answer 400).
+                (
+                    format!("/orgs/{org}/lake"),
+                    vec![("sql", console_query.as_str())],
+                    Need::OrgRead,
+                ),
                 (
                     format!("/orgs/{org}/integrations/cloudtrail"),
                     create.clone(),
@@ -709,8 +721,11 @@ api_test!(
                     table.push(format!("POST {path} as {who:?}: got {status} {location:?}"));
                 }
                 if !(200..400).contains(&status) {
-                    for s in secrets(h) {
-                        assert!(!text.contains(&s), "POST {path} as {who:?} leaked {s:?}");
+                    for s in &hidden {
+                        assert!(
+                            !text.contains(s.as_str()),
+                            "POST {path} as {who:?} leaked {s:?}"
+                        );
                     }
                 }
             }

@@ -3,43 +3,17 @@
 //! double-submit token, the session cookie's attributes, CSRF on forms,
 //! redirects for visitors without a session, and other tenants' pages.
 
-use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 
 use crate::common::*;
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The value of cookie `name` among a response's `Set-Cookie` headers.
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .map(|c| {
-            let value = c[name.len() + 1..].split(';').next().unwrap().to_owned();
-            (value, c.to_owned())
-        })
+    no_redirects()
 }
 
 /// Signs in with `token`; returns the session cookie's value.
 async fn sign_in(base: &str, token: &str) -> String {
-    let http = client();
-    let page = http.get(format!("{base}/login")).send().await.unwrap();
-    let (csrf, _) = set_cookie(&page, "auditlake_login_csrf").expect("login CSRF cookie");
-    let res = http
-        .post(format!("{base}/login"))
-        .header("cookie", format!("auditlake_login_csrf={csrf}"))
-        .form(&[("csrf", csrf.as_str()), ("token", token)])
-        .send()
-        .await
-        .unwrap();
+    let res = sign_in_answer(&client(), base, &[("token", token)]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (session, attrs) = set_cookie(&res, "auditlake_session").expect("session cookie");
     assert!(
@@ -86,6 +60,79 @@ api_test!(sign_in_needs_the_forms_own_token, |h| async move {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains(&h.org.id.to_string()));
 });
+
+/// A client whose requests come from `ip` (any 127.0.0.0/8 address works
+/// on loopback), as another visitor's would.
+fn client_at(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+api_test!(
+    failed_sign_ins_are_limited_per_address_and_per_email,
+    |h| async move {
+        let max = auditlake_api::SignInGuard::MAX_FAILURES;
+        let token = [("token", h.token.as_str())];
+        let here = client_at("127.0.0.1");
+        for i in 0..max {
+            let res = sign_in_answer(&here, &h.base, &[("token", "wrong")]).await;
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+        }
+        // Even the right token is turned away now, without a session.
+        let res = sign_in_answer(&here, &h.base, &token).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let window = auditlake_api::SignInGuard::WINDOW.as_secs() + 1;
+        assert!((1..=window).contains(&wait), "Retry-After {wait}");
+        assert!(set_cookie(&res, "auditlake_session").is_none());
+        assert!(res
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed sign-ins"));
+        // Another address is not affected.
+        let res = sign_in_answer(&client_at("127.0.0.2"), &h.base, &token).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+        // Wrong passwords for one email from several addresses lock that
+        // email's password sign-in, whatever its case, and nothing else.
+        let email = h.user.email.as_str();
+        for (n, ip) in ["127.0.0.3", "127.0.0.4"].into_iter().enumerate() {
+            let http = client_at(ip);
+            for i in 0..max / 2 {
+                let res = sign_in_answer(
+                    &http,
+                    &h.base,
+                    &[("email", email), ("password", "guess-guess-guess")],
+                )
+                .await;
+                assert_eq!(
+                    res.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{ip}: failure {n}/{i}"
+                );
+            }
+        }
+        let there = client_at("127.0.0.5");
+        let shouted = email.to_uppercase();
+        let res = sign_in_answer(
+            &there,
+            &h.base,
+            &[("email", &shouted), ("password", "guess-guess-guess")],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        let res = sign_in_answer(&there, &h.base, &token).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+);
 
 api_test!(
     forms_without_the_sessions_csrf_change_nothing,

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub use auditlake_core::{time_fmt, Actor, AuditEvent, Group, Org, Scope, User};
+pub use auditlake_lake::testing::{LocalLake, OWNER};
 pub use auditlake_store::testing::TestDb;
 pub use auditlake_store::{Backend, Store};
 
@@ -42,8 +43,16 @@ pub const UA: &str = "auditlake-api-tests/1.0";
 
 /// Defines one test per backend: `api_test!(name, |h| async move { .. })`
 /// expands to `name::sqlite` and `name::postgres`; `h` is a `&Harness`.
+/// `api_test!(name, with_lake, |h| ..)` runs a local lake beside the server
+/// (see [`Harness::lake`]).
 macro_rules! api_test {
     ($name:ident, |$h:ident| $body:expr) => {
+        $crate::common::api_test!($name, false, |$h| $body);
+    };
+    ($name:ident, with_lake, |$h:ident| $body:expr) => {
+        $crate::common::api_test!($name, true, |$h| $body);
+    };
+    ($name:ident, $lake:literal, |$h:ident| $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -54,13 +63,15 @@ macro_rules! api_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $crate::common::Harness::run($crate::common::Backend::Sqlite, |h| Box::pin(run(h)))
-                    .await
+                $crate::common::Harness::run($crate::common::Backend::Sqlite, $lake, |h| {
+                    Box::pin(run(h))
+                })
+                .await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $crate::common::Harness::run($crate::common::Backend::Postgres, |h| {
+                $crate::common::Harness::run($crate::common::Backend::Postgres, $lake, |h| {
                     Box::pin(run(h))
                 })
                 .await
@@ -88,6 +99,11 @@ pub struct Harness {
     pub group: Group,
     /// An org inside `group`.
     pub org: Org,
+    /// The lake the dashboard's console queries, as [`OWNER`]; only in
+    /// tests declared `with_lake`.
+    pub lake: Option<LocalLake>,
+    /// The lake's directory.
+    _lake_dir: Option<tempfile::TempDir>,
     /// Fires the server's graceful shutdown.
     shutdown: Option<oneshot::Sender<()>>,
     /// The server task.
@@ -105,9 +121,14 @@ impl Deref for Harness {
 impl Harness {
     /// Runs `body` against a fresh server on `backend`, then tears it all
     /// down; a panic in `body` is re-raised after the clean-up.
-    pub async fn run(backend: Backend, body: impl for<'a> FnOnce(&'a Harness) -> Body<'a>) {
+    /// With `lake`, a local lake runs beside it for the query console.
+    pub async fn run(
+        backend: Backend,
+        lake: bool,
+        body: impl for<'a> FnOnce(&'a Harness) -> Body<'a>,
+    ) {
         let db = TestDb::new(backend).await;
-        let h = Harness::start(&db).await;
+        let h = Harness::start(&db, lake).await;
         let outcome = AssertUnwindSafe(body(&h)).catch_unwind().await;
         h.stop().await;
         db.cleanup().await;
@@ -116,7 +137,7 @@ impl Harness {
         }
     }
 
-    async fn start(db: &TestDb) -> Harness {
+    async fn start(db: &TestDb, with_lake: bool) -> Harness {
         let store = db.store().await;
         let user = store
             .create_user("owner@example.com", "Owner")
@@ -142,7 +163,21 @@ impl Harness {
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let state = auditlake_api::AppState::new(store.clone());
+        let mut state = auditlake_api::AppState::new(store.clone());
+        let (lake, lake_dir) = if with_lake {
+            let dir = tempfile::tempdir().expect("lake directory");
+            let lake = LocalLake::start(dir.path()).await;
+            let key = auditlake_lake::testing::key(OWNER);
+            state.lake = Some(auditlake_api::LakeConsole {
+                endpoint: lake.url.clone(),
+                account_id: OWNER.to_owned(),
+                access_key_id: key.access_key_id,
+                secret_access_key: key.secret_access_key,
+            });
+            (Some(lake), Some(dir))
+        } else {
+            (None, None)
+        };
         let server = tokio::spawn(auditlake_api::serve(listener, state, async move {
             let _ = rx.await;
         }));
@@ -162,6 +197,8 @@ impl Harness {
             token,
             group,
             org,
+            lake,
+            _lake_dir: lake_dir,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -449,6 +486,50 @@ pub struct Resp {
     pub text: String,
     /// Body parsed as JSON; `Null` when empty or not JSON.
     pub body: Value,
+}
+
+/// A client that shows redirects instead of following them, as the
+/// dashboard's tests need.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of cookie `name` among a response's `Set-Cookie` headers,
+/// with the whole header (for its attributes).
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| {
+            let value = c[name.len() + 1..].split(';').next().unwrap().to_owned();
+            (value, c.to_owned())
+        })
+}
+
+/// Submits the dashboard's sign-in form with `fields` (`token`, or
+/// `email` and `password`) and the login CSRF cookie and field a browser
+/// would send; returns the answer (a 303 with the session cookie when the
+/// credentials are good).
+pub async fn sign_in_answer(
+    http: &reqwest::Client,
+    base: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let (csrf, _) = set_cookie(&page, "auditlake_login_csrf").expect("login CSRF cookie");
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    http.post(format!("{base}/login"))
+        .header("cookie", format!("auditlake_login_csrf={csrf}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Sends `rb` and checks the invariants every answer keeps.
