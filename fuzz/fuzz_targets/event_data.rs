@@ -10,15 +10,9 @@
 
 #![no_main]
 
-use auditlake_lake::record::{self, parse_event_time, Stamp};
+use auditlake_lake::record::{self, parse_event_time};
+use auditlake_lake::testing::STAMP;
 use libfuzzer_sys::fuzz_target;
-
-const STAMP: Stamp<'static> = Stamp {
-    account: "123456789012",
-    region: "us-east-1",
-    channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/c",
-    now_ms: 1_700_000_000_000,
-};
 
 fn canonical(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000).expect("a time the lake took");

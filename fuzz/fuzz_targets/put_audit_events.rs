@@ -14,15 +14,9 @@
 use std::collections::HashSet;
 
 use auditlake_lake::data::{parse_body, MAX_EVENTS};
-use auditlake_lake::record::{self, parse_event_time, Record, Stamp, MAX_ADDITIONAL_EVENT_DATA};
+use auditlake_lake::record::{self, parse_event_time, Record, MAX_ADDITIONAL_EVENT_DATA};
+use auditlake_lake::testing::STAMP;
 use libfuzzer_sys::fuzz_target;
-
-const STAMP: Stamp<'static> = Stamp {
-    account: "123456789012",
-    region: "us-east-1",
-    channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/c",
-    now_ms: 1_700_000_000_000,
-};
 
 fn check_record(r: &Record) {
     assert_eq!(r.recipient_account_id, STAMP.account);

@@ -413,13 +413,7 @@ pub fn to_batch(records: &[Record]) -> Result<RecordBatch, datafusion::arrow::er
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const STAMP: Stamp<'static> = Stamp {
-        account: "123456789012",
-        region: "us-east-1",
-        channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/c",
-        now_ms: 1_700_000_000_000,
-    };
+    use crate::testing::STAMP;
 
     fn event(extra: &str) -> String {
         format!(

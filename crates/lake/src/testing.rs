@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::record::Stamp;
 use crate::{AccessKey, Lake, LakeConfig};
 
 /// The region test clients sign for.
@@ -12,6 +13,15 @@ pub const REGION: &str = "us-east-1";
 pub const OWNER: &str = "111111111111";
 /// A second account, the partner of the console's integration flow.
 pub const PARTNER: &str = "222222222222";
+
+/// What a channel stamps on its records, at a fixed instant, for tests
+/// and fuzz targets that build records without a lake.
+pub const STAMP: Stamp<'static> = Stamp {
+    account: "123456789012",
+    region: REGION,
+    channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/c",
+    now_ms: 1_700_000_000_000,
+};
 
 /// The fixed test key of `account`.
 pub fn key(account: &str) -> AccessKey {
