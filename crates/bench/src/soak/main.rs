@@ -12,7 +12,8 @@
 //!
 //! It records per-operation throughput, p50/p99 latency and errors (any
 //! non-2xx answer, transport error or failed query), and the server's RSS
-//! every 10 s. Afterwards it waits (bounded) until no integration lags,
+//! every 10 s (the run fails when its peak passes `--max-rss-mib`, 500 by
+//! default). Afterwards it waits (bounded) until no integration lags,
 //! then checks delivery exactly: for each integration, the event IDs the
 //! lake's store holds (`eventdata.uid`, read with SQL through the SDK) must
 //! equal the events of the server's own log that the integration's scope
@@ -108,6 +109,10 @@ struct Args {
     /// Longest the wait for the integrations to catch up may take, in seconds
     #[arg(long, default_value_t = 600)]
     drain_secs: u64,
+    /// The run fails when the server's peak RSS (VmHWM) exceeds this many
+    /// MiB (issue 7: a server under load stays under 500 MiB)
+    #[arg(long, default_value_t = 500)]
+    max_rss_mib: u64,
 }
 
 /// What one kind of operation did during the load.
@@ -934,7 +939,9 @@ async fn run(
     let (rss_min, rss_max) = rss_points
         .iter()
         .fold((u64::MAX, 0), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let rss_ok = mib(hwm) <= args.max_rss_mib as f64;
     let pass = errors == 0
+        && rss_ok
         && drain_secs.is_some()
         && accepted_missing == 0
         && deliveries.iter().all(Delivery::ok)
@@ -955,6 +962,8 @@ async fn run(
             "min_mib": if rss_points.is_empty() { 0.0 } else { mib(rss_min) },
             "max_mib": mib(rss_max),
             "peak_hwm_mib": mib(hwm),
+            "bound_mib": args.max_rss_mib,
+            "within_bound": rss_ok,
             "series": rss_points.iter().map(|(t, b)| json!([(*t * 10.0).round() / 10.0, (mib(*b) * 10.0).round() / 10.0])).collect::<Vec<_>>(),
         },
         "deliveries": deliveries.iter().map(|d| json!({
@@ -1066,10 +1075,16 @@ fn markdown(r: &Value) -> String {
         .map(|p| format!("{}s {}", p[0], p[1]))
         .collect();
     s.push_str(&format!(
-        "Server RSS every 10 s (MiB): min {:.1}, max {:.1}, kernel peak (VmHWM) {:.1}.\n\nSeries (seconds since the load started, MiB): {}\n",
+        "Server RSS every 10 s (MiB): min {:.1}, max {:.1}, kernel peak (VmHWM) {:.1} (bound {}: {}).\n\nSeries (seconds since the load started, MiB): {}\n",
         num(&r["rss"]["min_mib"]),
         num(&r["rss"]["max_mib"]),
         num(&r["rss"]["peak_hwm_mib"]),
+        r["rss"]["bound_mib"],
+        if r["rss"]["within_bound"].as_bool() == Some(true) {
+            "within"
+        } else {
+            "EXCEEDED"
+        },
         series.join(", "),
     ));
     s
@@ -1090,11 +1105,12 @@ mod tests {
             "deliveries": [{"integration": "g", "scope": "group x", "status": "healthy", "expected": 3,
                 "stored": 2, "missing": 1, "duplicates": 0, "unexpected": 0, "ok": false}],
             "verify": {"ok": true, "chains": 4, "broken": 0},
-            "rss": {"min_mib": 1.0, "max_mib": 2.0, "peak_hwm_mib": 2.0, "series": [[0.0, 1.0]]}});
+            "rss": {"min_mib": 1.0, "max_mib": 2.0, "peak_hwm_mib": 600.0, "bound_mib": 500, "within_bound": false, "series": [[0.0, 1.0]]}});
         let md = markdown(&r);
         assert!(md.starts_with("# Soak: FAIL"), "{md}");
         assert!(md.contains("status 500"), "{md}");
         assert!(md.contains("NOT drained"), "{md}");
         assert!(md.contains("| **no** |"), "{md}");
+        assert!(md.contains("(bound 500: EXCEEDED)"), "{md}");
     }
 }
