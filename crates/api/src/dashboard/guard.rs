@@ -1,8 +1,10 @@
 //! Failed sign-ins, counted per client address and per email: after
-//! [`SignInGuard::MAX_FAILURES`] within [`SignInGuard::WINDOW`], further attempts from that address
-//! or for that email are refused (429 with `Retry-After`) until the window
-//! ends, so passwords cannot be guessed at speed. Successful sign-ins are
-//! not counted, and nothing is kept past a window.
+//! [`SignInGuard::MAX_FAILURES`] within [`SignInGuard::WINDOW`], further
+//! attempts from that address or for that email are refused (429 with
+//! `Retry-After`) until the window ends, so passwords cannot be guessed at
+//! speed. An attempt counts from its start (concurrent guesses cannot
+//! overtake the count); a successful one is taken back. Nothing is kept
+//! past a window.
 //!
 //! Counted in this process, like the API's per-token limits: several
 //! servers behind one balancer each allow the budget.
@@ -69,21 +71,22 @@ impl SignInGuard {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How long until an attempt for `keys` may be made, when one of them
-    /// has used up its failures.
-    pub fn blocked(&self, keys: &[String], now: Instant) -> Option<Duration> {
-        let table = self.table();
-        keys.iter()
+    /// Starts an attempt for `keys`: counts it as a failure at once, so
+    /// that concurrent attempts cannot all pass before any has failed, or
+    /// says how long to wait when one of the keys has used up its
+    /// failures. [`SignInGuard::succeeded`] takes the count back.
+    pub fn begin(&self, keys: &[String], now: Instant) -> Result<(), Duration> {
+        let mut table = self.table();
+        let wait = keys
+            .iter()
             .filter_map(|k| table.get(k))
             .filter(|f| f.count >= self.max)
             .filter_map(|f| (f.since + self.window).checked_duration_since(now))
             .filter(|wait| !wait.is_zero())
-            .max()
-    }
-
-    /// Counts one failure against each of `keys`.
-    pub fn failed(&self, keys: &[String], now: Instant) {
-        let mut table = self.table();
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
         if table.len() >= PRUNE_AT {
             table.retain(|_, f| now.duration_since(f.since) < self.window);
         }
@@ -99,6 +102,18 @@ impl SignInGuard {
                 };
             }
             f.count = f.count.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// An attempt [`SignInGuard::begin`] counted succeeded: it is not a
+    /// failure after all.
+    pub fn succeeded(&self, keys: &[String]) {
+        let mut table = self.table();
+        for k in keys {
+            if let Some(f) = table.get_mut(k) {
+                f.count = f.count.saturating_sub(1);
+            }
         }
     }
 
@@ -126,19 +141,34 @@ mod tests {
         let g = SignInGuard::new(3, Duration::from_secs(60));
         let t0 = Instant::now();
         for i in 0..3 {
-            assert_eq!(g.blocked(&k("ip:a"), t0), None, "attempt {i} allowed");
-            g.failed(&k("ip:a"), t0 + Duration::from_secs(i));
+            assert_eq!(g.begin(&k("ip:a"), t0 + Duration::from_secs(i)), Ok(()));
         }
-        let wait = g.blocked(&k("ip:a"), t0 + Duration::from_secs(10));
-        assert_eq!(wait, Some(Duration::from_secs(50)));
-        assert_eq!(g.blocked(&k("ip:b"), t0), None, "other keys are not");
+        let wait = g.begin(&k("ip:a"), t0 + Duration::from_secs(10));
+        assert_eq!(wait, Err(Duration::from_secs(50)));
+        assert_eq!(g.begin(&k("ip:b"), t0), Ok(()), "other keys are not");
         // Either key of an attempt blocks it.
         let both = vec!["ip:b".to_owned(), "ip:a".to_owned()];
-        assert!(g.blocked(&both, t0).is_some());
-        assert_eq!(g.blocked(&k("ip:a"), t0 + Duration::from_secs(60)), None);
-        // A failure after the window starts a new one.
-        g.failed(&k("ip:a"), t0 + Duration::from_secs(61));
-        assert_eq!(g.blocked(&k("ip:a"), t0 + Duration::from_secs(61)), None);
+        assert!(g.begin(&both, t0).is_err());
+        // A new window starts after the old one.
+        assert_eq!(g.begin(&k("ip:a"), t0 + Duration::from_secs(61)), Ok(()));
+    }
+
+    #[test]
+    fn attempts_in_flight_count_until_they_succeed() {
+        let g = SignInGuard::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        // Three concurrent attempts, none finished: a fourth must wait.
+        for _ in 0..3 {
+            assert_eq!(g.begin(&k("ip:a"), t0), Ok(()));
+        }
+        assert!(g.begin(&k("ip:a"), t0).is_err());
+        // Successes are taken back, so sign-ins alone never block.
+        g.succeeded(&k("ip:a"));
+        assert_eq!(g.begin(&k("ip:a"), t0), Ok(()));
+        for _ in 0..10 {
+            g.succeeded(&k("ip:a"));
+            assert_eq!(g.begin(&k("ip:a"), t0), Ok(()));
+        }
     }
 
     #[test]
@@ -155,10 +185,10 @@ mod tests {
         let g = SignInGuard::new(3, Duration::from_secs(60));
         let t0 = Instant::now();
         for i in 0..PRUNE_AT {
-            g.failed(&k(&format!("ip:{i}")), t0);
+            g.begin(&k(&format!("ip:{i}")), t0).unwrap();
         }
         assert_eq!(g.len(), PRUNE_AT);
-        g.failed(&k("ip:new"), t0 + Duration::from_secs(61));
+        g.begin(&k("ip:new"), t0 + Duration::from_secs(61)).unwrap();
         assert_eq!(g.len(), 1);
     }
 }

@@ -135,7 +135,7 @@ pub(crate) async fn login(
         origin.ip.as_deref(),
         if token.is_empty() { email.as_str() } else { "" },
     );
-    if let Some(wait) = state.sign_ins.blocked(&keys, Instant::now()) {
+    if let Err(wait) = state.sign_ins.begin(&keys, Instant::now()) {
         let minutes = wait.as_secs().div_ceil(60);
         return login_form(
             &random_hex(),
@@ -169,9 +169,11 @@ pub(crate) async fn login(
         )
     };
     let user = match found {
-        Ok(Some(user)) => user,
+        Ok(Some(user)) => {
+            state.sign_ins.succeeded(&keys);
+            user
+        }
         Ok(None) => {
-            state.sign_ins.failed(&keys, Instant::now());
             return login_form(
                 &random_hex(),
                 Some(refusal),
