@@ -201,6 +201,24 @@ fn replay_body() -> BodyFn {
     })
 }
 
+/// Sends a dashboard request with the caller's session cookie, if they
+/// have one; returns the status, the `Location` header and the body.
+async fn dashboard_call(
+    mut rb: reqwest::RequestBuilder,
+    session: Option<&str>,
+) -> (u16, Option<String>, String) {
+    if let Some(c) = session {
+        rb = rb.header("cookie", format!("auditlake_session={c}"));
+    }
+    let res = rb.send().await.unwrap();
+    let status = res.status().as_u16();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (status, location, res.text().await.unwrap())
+}
+
 /// Whether a dashboard answer is the one a cell wants: a sign-in redirect
 /// for 401, the page (or, for a form, a page or a redirect onwards) for
 /// success, else that status.
@@ -618,17 +636,8 @@ api_test!(
                 "{who:?} signs in exactly when their token is valid"
             );
             for (path, need) in &pages {
-                let mut rb = http.get(format!("{}{path}", h.base));
-                if let Some(c) = &cookie {
-                    rb = rb.header("cookie", format!("auditlake_session={c}"));
-                }
-                let res = rb.send().await.unwrap();
-                let status = res.status().as_u16();
-                let location = res
-                    .headers()
-                    .get("location")
-                    .map(|l| l.to_str().unwrap().to_owned());
-                let text = res.text().await.unwrap();
+                let (status, location, text) =
+                    dashboard_call(http.get(format!("{}{path}", h.base)), cookie.as_deref()).await;
                 let ok =
                     dashboard_answer_ok(expected(*need, *who), status, location.as_deref(), false);
                 if !ok {
@@ -704,17 +713,11 @@ api_test!(
             for (path, fields, need) in &forms {
                 let mut fields = fields.clone();
                 fields.push(("csrf", csrf.as_str()));
-                let mut rb = http.post(format!("{}{path}", h.base)).form(&fields);
-                if let Some(c) = &cookie {
-                    rb = rb.header("cookie", format!("auditlake_session={c}"));
-                }
-                let res = rb.send().await.unwrap();
-                let status = res.status().as_u16();
-                let location = res
-                    .headers()
-                    .get("location")
-                    .map(|l| l.to_str().unwrap().to_owned());
-                let text = res.text().await.unwrap();
+                let (status, location, text) = dashboard_call(
+                    http.post(format!("{}{path}", h.base)).form(&fields),
+                    cookie.as_deref(),
+                )
+                .await;
                 let ok =
                     dashboard_answer_ok(expected(*need, *who), status, location.as_deref(), true);
                 if !ok {
