@@ -95,9 +95,12 @@ impl Server {
     /// Starts `auditlake serve` on a free loopback port and waits for its
     /// `auditlake listening on http://ADDR` line.
     pub async fn start(bin: &Path, url: &str, log: PathBuf) -> anyhow::Result<Self> {
-        // The benchmark measures the server, not the per-token limit.
+        // The benchmark measures the REST server, not the per-token limit;
+        // the lake (issue 4, measured by its own bench) would take port
+        // 8081 and a directory under the working directory.
         let args = [
             "serve",
+            "--no-lake",
             "--listen",
             "127.0.0.1:0",
             "--rate-limit-per-minute",

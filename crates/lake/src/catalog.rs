@@ -293,10 +293,19 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
+/// Read-only connections beside the writer.
+const READ_CONNECTIONS: u32 = 2;
+
 /// The catalog database.
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    /// The one writer connection.
     pool: SqlitePool,
+    /// Read-only connections: in WAL mode they read committed data beside
+    /// the writer, so a flush reading thousands of buffered records, or a
+    /// lookup of a channel, does not wait for (or hold up) the ingest's
+    /// writes.
+    reads: SqlitePool,
 }
 
 /// Decodes one row.
@@ -389,11 +398,11 @@ impl Catalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5));
-        // One connection: writes are serialised anyway, and it keeps the
-        // ingest path free of lock retries.
+        // One writing connection: writes are serialised anyway, and it
+        // keeps the ingest path free of lock retries.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::query(
@@ -402,11 +411,18 @@ impl Catalog {
         )
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        // Opened after the schema exists; `read_only` makes a stray write
+        // on them an error rather than a lock fight with the writer.
+        let reads = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { pool, reads })
     }
 
     /// Closes the database.
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 
@@ -416,7 +432,7 @@ impl Catalog {
         for b in binds {
             q = q.bind(*b);
         }
-        q.fetch_optional(&self.pool)
+        q.fetch_optional(&self.reads)
             .await?
             .as_ref()
             .map(from)
@@ -429,7 +445,7 @@ impl Catalog {
         for b in binds {
             q = q.bind(*b);
         }
-        q.fetch_all(&self.pool).await?.iter().map(from).collect()
+        q.fetch_all(&self.reads).await?.iter().map(from).collect()
     }
 
     // --- event data stores -------------------------------------------------
@@ -729,28 +745,32 @@ impl Catalog {
     }
 
     /// Up to `limit` buffered records of a store, oldest first, with the
-    /// highest sequence number among them.
+    /// highest sequence number among them. Decoding tens of thousands of
+    /// records is CPU work, done on a blocking thread so the runtime keeps
+    /// answering requests meanwhile.
     pub async fn pending(&self, store: &str, limit: i64) -> Result<(Vec<Record>, Option<i64>)> {
-        let rows =
-            sqlx::query("SELECT seq, record FROM pending WHERE store = ? ORDER BY seq LIMIT ?")
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, record FROM pending WHERE store = ? ORDER BY seq LIMIT ?")
                 .bind(store)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
-        let mut max = None;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in rows {
-            max = Some(row.try_get::<i64, _>(0)?);
-            records.push(serde_json::from_str(row.try_get::<&str, _>(1)?)?);
-        }
-        Ok((records, max))
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let max = rows.last().map(|(seq, _)| *seq);
+            let records = rows
+                .iter()
+                .map(|(_, json)| serde_json::from_str(json))
+                .collect::<std::result::Result<Vec<Record>, _>>()?;
+            Ok((records, max))
+        })
+        .await?
     }
 
     /// Stores with buffered records, and how many each has.
     pub async fn pending_counts(&self) -> Result<Vec<(String, i64)>> {
         Ok(
             sqlx::query_as("SELECT store, COUNT(*) FROM pending GROUP BY store")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?,
         )
     }
@@ -800,7 +820,7 @@ impl Catalog {
     /// Every listed file path (to find files a crash left unlisted).
     pub async fn all_file_paths(&self) -> Result<std::collections::HashSet<String>> {
         Ok(sqlx::query_scalar("SELECT path FROM files")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?
             .into_iter()
             .collect())
@@ -901,7 +921,7 @@ impl Catalog {
         Ok(
             sqlx::query_scalar("SELECT results FROM queries WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?
                 .flatten(),
         )

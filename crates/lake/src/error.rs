@@ -39,6 +39,9 @@ pub enum LakeError {
     /// Stored JSON could not be decoded.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Work moved to a blocking thread panicked.
+    #[error("background work: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl LakeError {

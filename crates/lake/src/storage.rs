@@ -97,7 +97,9 @@ impl Storage {
     }
 
     async fn put(&self, store: &str, day: &str, records: Vec<Record>) -> Result<DataFile> {
-        let (bytes, rows) = encode(records)?;
+        // Sorting and compressing a chunk takes a core for a while: off the
+        // runtime, so requests keep being answered meanwhile.
+        let (bytes, rows) = tokio::task::spawn_blocking(move || encode(records)).await??;
         let path = Self::new_path(store, day);
         let size = bytes.len() as i64;
         self.objects
@@ -183,17 +185,22 @@ impl Storage {
                     .build()?,
             );
         }
-        let merged = SortedMerge::new(record::schema(), "eventtime", sources, MERGE_BATCH_ROWS)?;
-        let mut buf = Vec::new();
-        let mut writer =
-            ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
-        let mut rows = 0;
-        for batch in merged {
-            let batch = batch?;
-            rows += batch.num_rows() as i64;
-            writer.write(&batch)?;
-        }
-        writer.close()?;
+        let (buf, rows) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, i64)> {
+            let merged =
+                SortedMerge::new(record::schema(), "eventtime", sources, MERGE_BATCH_ROWS)?;
+            let mut buf = Vec::new();
+            let mut writer =
+                ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
+            let mut rows = 0;
+            for batch in merged {
+                let batch = batch?;
+                rows += batch.num_rows() as i64;
+                writer.write(&batch)?;
+            }
+            writer.close()?;
+            Ok((buf, rows))
+        })
+        .await??;
         let path = Self::new_path(store, day);
         let bytes = buf.len() as i64;
         self.objects
