@@ -96,10 +96,15 @@ impl Storage {
         format!("eds/{store}/{day}/{}.parquet", uuid::Uuid::now_v7())
     }
 
-    async fn put(&self, store: &str, day: &str, records: Vec<Record>) -> Result<DataFile> {
-        // Sorting and compressing a chunk takes a core for a while: off the
-        // runtime, so requests keep being answered meanwhile.
-        let (bytes, rows) = tokio::task::spawn_blocking(move || encode(records)).await??;
+    /// Stores the Parquet `bytes` (`rows` rows) as a new file of `store`
+    /// and `day`, not yet listed.
+    async fn write_file(
+        &self,
+        store: &str,
+        day: &str,
+        bytes: Bytes,
+        rows: i64,
+    ) -> Result<DataFile> {
         let path = Self::new_path(store, day);
         let size = bytes.len() as i64;
         self.objects
@@ -115,6 +120,13 @@ impl Storage {
             rows,
             bytes: size,
         })
+    }
+
+    async fn put(&self, store: &str, day: &str, records: Vec<Record>) -> Result<DataFile> {
+        // Sorting and compressing a chunk takes a core for a while: off the
+        // runtime, so requests keep being answered meanwhile.
+        let (bytes, rows) = tokio::task::spawn_blocking(move || encode(records)).await??;
+        self.write_file(store, day, bytes, rows).await
     }
 
     /// Writes one file per UTC day of `records` (not yet listed).
@@ -201,18 +213,7 @@ impl Storage {
             Ok((buf, rows))
         })
         .await??;
-        let path = Self::new_path(store, day);
-        let bytes = buf.len() as i64;
-        self.objects
-            .put(&ObjectPath::from(path.as_str()), PutPayload::from(buf))
-            .await?;
-        Ok(DataFile {
-            path,
-            store: store.to_owned(),
-            day: day.to_owned(),
-            rows,
-            bytes,
-        })
+        self.write_file(store, day, Bytes::from(buf), rows).await
     }
 
     /// Merges the small files of each day of `store` that has many.
