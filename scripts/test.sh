@@ -38,4 +38,16 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
 echo "== conformance (schemathesis)"
 # About 2 minutes; the server is the binary the tests above just built.
 scripts/conformance.sh || status=$?
+
+echo "== benchmark smoke (debug build, SQLite, small sizes)"
+# The benchmark (scripts/bench.sh) needs a release build and is not part of
+# this run; this small pass of every scenario keeps the tool itself from
+# breaking unnoticed (it once failed every scenario on a changed `serve`
+# banner). The figures of a debug build mean nothing and are not kept.
+cargo build -p auditlake-bench --locked --quiet
+bench_out="$(mktemp -d)"
+target/debug/auditlake-bench --bin target/debug/auditlake --backend sqlite --out "$bench_out" \
+  --events 5000 --requests 500 --warmup 20 --search-events 5000 --orgs 10 --searches 200 \
+  >"$bench_out/stdout.log" 2>&1 || { status=$?; cat "$bench_out/stdout.log"; }
+rm -rf "$bench_out"
 exit "$status"

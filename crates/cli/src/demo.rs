@@ -142,6 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let world = world(&store).await?;
     let file = FileConfig::default();
     let lake = args.lake.open(&file, &args.data_dir).await?;
+    let notice = crate::lake::credentials_notice(&lake);
     let key = args.lake.client_key(&file, &args.data_dir)?;
     let run = LakeRun {
         lake,
@@ -193,6 +194,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     banner(bound.api, &world);
     if let (Some(eds), Some(lake_addr)) = (lake_store, bound.lake) {
         lake_banner(&eds, lake_addr, &args.data_dir);
+    }
+    if let Some(notice) = notice {
+        println!("{notice}");
     }
     if args.rate > 0.0 {
         tokio::spawn(generate(format!("http://{}", bound.api), world, args.rate));

@@ -89,18 +89,15 @@ impl LakeOptions {
         }
     }
 
-    /// Opens the lake.
+    /// Opens the lake. When it generated its own key, say where with
+    /// [`credentials_notice`] once the listening lines are out.
     pub async fn open(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<Lake> {
         let dir = self.dir(file, data_dir);
         let mut config = LakeConfig::new(&dir);
         config.keys = self.key(file)?.into_iter().collect();
-        let lake = Lake::open(config)
+        Lake::open(config)
             .await
-            .with_context(|| format!("opening the lake in {}", dir.display()))?;
-        if let Some(path) = lake.generated_key_file() {
-            println!("auditlake lake credentials: {}", path.display());
-        }
-        Ok(lake)
+            .with_context(|| format!("opening the lake in {}", dir.display()))
     }
 
     /// The key a client command signs with.
@@ -192,6 +189,14 @@ enum LakeCommand {
     Credentials,
 }
 
+/// The line that says where the lake's generated key is, when it made one.
+/// Printed after the `listening on` lines: scripts wait for those as the
+/// first lines of the output.
+pub fn credentials_notice(lake: &Lake) -> Option<String> {
+    lake.generated_key_file()
+        .map(|path| format!("auditlake lake credentials: {}", path.display()))
+}
+
 /// Runs `lake ...`.
 pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
     let file = FileConfig::load(args.config.as_deref())?;
@@ -215,6 +220,9 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
                 "auditlake lake listening on http://{}",
                 listener.local_addr()?
             );
+            if let Some(notice) = credentials_notice(&lake) {
+                println!("{notice}");
+            }
             serve_lake(lake, listener, crate::serve::shutdown_signal()).await
         }
         LakeCommand::Query { sql, endpoint: e } => {

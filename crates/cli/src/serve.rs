@@ -207,11 +207,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-    // Printed on stdout so scripts and tests can wait for the server.
+    let notice = lake
+        .as_ref()
+        .and_then(|l| crate::lake::credentials_notice(&l.lake));
+    // Printed on stdout so scripts and tests can wait for the server: the
+    // listening lines come first.
     serve_on(store, &listen, lake, forwarding, &args.limits, |bound| {
         println!("auditlake listening on http://{}", bound.api);
         if let Some(lake) = bound.lake {
             println!("auditlake lake listening on http://{lake}");
+        }
+        if let Some(notice) = notice {
+            println!("{notice}");
         }
     })
     .await

@@ -341,6 +341,54 @@ both_backends!(
     verify_reports_a_tampered_row
 );
 
+/// `serve` with its lake on the embedded default announces its listening
+/// addresses as its first lines, before the note on the lake's generated
+/// key: scripts (the benchmark tool among them) read the first line to
+/// find the server, and the note once came first.
+#[test]
+fn serve_announces_where_it_listens_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--lake-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("AUDITLAKE_LOG", "warn")
+        .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn auditlake serve");
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(3)
+        .map(Result::unwrap)
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let prefixes = [
+        "auditlake listening on http://127.0.0.1:",
+        "auditlake lake listening on http://127.0.0.1:",
+        "auditlake lake credentials: ",
+    ];
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, prefix) in lines.iter().zip(prefixes) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}: {lines:?}"
+        );
+    }
+    assert!(
+        lines[2].ends_with("lake-credentials.json"),
+        "{:?}",
+        lines[2]
+    );
+}
+
 /// `auditlake demo` (the README's first command) serves demo tenants and
 /// its users generate events that a search finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,8 @@ use aws_sdk_cloudtraildata as ctd;
 const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 
 /// Starts `auditlake lake serve` on a free port; returns it, its URL and
-/// the credentials file it announced.
+/// the credentials file it announced. The listening line must come first
+/// (scripts wait for it), the generated key's location right after.
 fn lake_serve(dir: &Path) -> (Child, String, String) {
     let mut child = Command::new(BIN)
         .args(["lake", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -22,21 +23,18 @@ fn lake_serve(dir: &Path) -> (Child, String, String) {
         .spawn()
         .expect("spawn auditlake lake serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut url, mut creds) = (None, None);
-    while url.is_none() {
-        let line = lines.next().expect("announce line").unwrap();
-        if let Some(path) = line.strip_prefix("auditlake lake credentials: ") {
-            creds = Some(path.to_owned());
-        }
-        if let Some(u) = line.strip_prefix("auditlake lake listening on ") {
-            url = Some(u.to_owned());
-        }
-    }
-    (
-        child,
-        url.unwrap(),
-        creds.expect("credentials path announced"),
-    )
+    let mut next = || lines.next().expect("announce line").unwrap();
+    let first = next();
+    let url = first
+        .strip_prefix("auditlake lake listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let second = next();
+    let creds = second
+        .strip_prefix("auditlake lake credentials: ")
+        .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+        .to_owned();
+    (child, url, creds)
 }
 
 fn cli(dir: &Path, args: &[&str]) -> String {
