@@ -27,6 +27,18 @@ struct Inner {
     user_id: Option<Uuid>,
     scope: Option<Scope>,
     served: Option<Version>,
+    /// What `api.access` records of the request.
+    request: Option<RequestLine>,
+    /// The handler wrote `api.access` itself, with its own change.
+    recorded: bool,
+}
+
+/// The parts of a request its `api.access` event holds.
+#[derive(Debug, Clone)]
+struct RequestLine {
+    method: String,
+    url: String,
+    origin: Origin,
 }
 
 /// What the handler learned about the request; see the module docs.
@@ -36,6 +48,21 @@ pub struct RequestCtx(Arc<Mutex<Inner>>);
 impl RequestCtx {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The context of `req`, with what its `api.access` event records. The
+    /// origin also goes in the request's extensions for the extractors.
+    fn for_request(req: &mut Request) -> Self {
+        let origin = Origin::of(req);
+        req.extensions_mut().insert(origin.clone());
+        let line = RequestLine {
+            method: req.method().to_string(),
+            url: original_url(req),
+            origin,
+        };
+        let ctx = RequestCtx::default();
+        ctx.with(|i| i.request = Some(line));
+        ctx
     }
 
     /// Records the authenticated caller.
@@ -56,6 +83,28 @@ impl RequestCtx {
     /// Records the version served.
     pub fn set_served(&self, v: Version) {
         self.with(|i| i.served = Some(v));
+    }
+
+    /// The request's `api.access` event as it would be with `status`:
+    /// `None` before authentication (no user to attribute it to).
+    pub fn access_event(&self, status: u16) -> Option<NewEvent> {
+        let (user, scope, line) = self.with(|i| (i.user_id, i.scope, i.request.clone()));
+        let (user, line) = (user?, line?);
+        let mut ev = NewEvent::now(
+            EventName::API_ACCESS,
+            scope.unwrap_or(Scope::User),
+            Some(user),
+            json!({ "url": line.url, "method": line.method, "status": status }),
+        );
+        ev.source_ip = line.origin.ip;
+        ev.user_agent = line.origin.user_agent;
+        Some(ev)
+    }
+
+    /// Says the handler committed the request's `api.access` event with
+    /// its own change, so the middleware must not write a second one.
+    pub fn access_recorded(&self) {
+        self.with(|i| i.recorded = true);
     }
 }
 
@@ -106,31 +155,25 @@ pub async fn rest(State(state): State<AppState>, mut req: Request, next: Next) -
             return res;
         }
     };
-    let ctx = RequestCtx::default();
+    let ctx = RequestCtx::for_request(&mut req);
     req.extensions_mut().insert(ctx.clone());
     req.extensions_mut().insert(requested);
-    let origin = Origin::of(&req);
-    req.extensions_mut().insert(origin.clone());
-    let (method, url) = (req.method().to_string(), original_url(&req));
     let mut res = next.run(req).await;
     let served = ctx.with(|i| i.served);
     set_headers(res.headers_mut(), request_id, Some(requested), served);
-    record_access(&state, &ctx, origin, method, url, res.status().as_u16()).await;
+    record_access(&state, &ctx, res.status().as_u16()).await;
     res
 }
 
 /// Middleware of `/v1`: the `api.access` event, and errors in v1's shape.
 pub async fn v1(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ctx = RequestCtx::default();
+    let ctx = RequestCtx::for_request(&mut req);
     req.extensions_mut().insert(ctx.clone());
-    let origin = Origin::of(&req);
-    req.extensions_mut().insert(origin.clone());
-    let (method, url) = (req.method().to_string(), original_url(&req));
     let mut res = next.run(req).await;
     if let Some(err) = res.extensions_mut().remove::<ApiError>() {
         res = V1Error(err).into_response();
     }
-    record_access(&state, &ctx, origin, method, url, res.status().as_u16()).await;
+    record_access(&state, &ctx, res.status().as_u16()).await;
     res
 }
 
@@ -180,26 +223,16 @@ fn set_headers(
     }
 }
 
-/// Writes `api.access` for an authenticated request. Unauthenticated
-/// requests have no user to attribute and are counted in metrics only.
-async fn record_access(
-    state: &AppState,
-    ctx: &RequestCtx,
-    origin: Origin,
-    method: String,
-    url: String,
-    status: u16,
-) {
-    let (user, scope) = ctx.with(|i| (i.user_id, i.scope));
-    let Some(user) = user else { return };
-    let mut ev = NewEvent::now(
-        EventName::API_ACCESS,
-        scope.unwrap_or(Scope::User),
-        Some(user),
-        json!({ "url": url, "method": method, "status": status }),
-    );
-    ev.source_ip = origin.ip;
-    ev.user_agent = origin.user_agent;
+/// Writes `api.access` for an authenticated request, unless its handler
+/// did. Unauthenticated requests have no user to attribute and are counted
+/// in metrics only.
+async fn record_access(state: &AppState, ctx: &RequestCtx, status: u16) {
+    if ctx.with(|i| i.recorded) {
+        return;
+    }
+    let Some(ev) = ctx.access_event(status) else {
+        return;
+    };
     if let Err(e) = state.store.append(std::slice::from_ref(&ev)).await {
         metrics::counter!("auditlake_api_access_record_failures_total").increment(1);
         tracing::error!(error = %e, "failed to record api.access");

@@ -4,11 +4,13 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use auditlake_core::tenant::Access;
 use auditlake_core::{Actor, Group, Org, Scope, User};
+use auditlake_store::IngestAccess;
 
 use crate::ctx::{Origin, RequestCtx};
 use crate::error::{ApiError, JSONAPI};
@@ -77,6 +79,21 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// The request's `api.access` event for each answer an ingest can give
+    /// (201 with something stored, 200 when all replays), for the store to
+    /// write with the batch; see [`Caller::access_recorded`].
+    pub fn ingest_access(&self) -> Option<IngestAccess> {
+        Some(IngestAccess {
+            created: self.ctx.access_event(StatusCode::CREATED.as_u16())?,
+            replayed: self.ctx.access_event(StatusCode::OK.as_u16())?,
+        })
+    }
+
+    /// Says the request's `api.access` event is committed already.
+    pub fn access_recorded(&self) {
+        self.ctx.access_recorded();
+    }
+
     /// The actor stamped on events this request causes.
     pub fn actor(&self) -> Actor {
         Actor {

@@ -141,11 +141,31 @@ pub(crate) async fn write_events<'e>(
     events: impl Iterator<Item = &'e NewEvent>,
     parents: &HashMap<Uuid, Option<Uuid>>,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let head: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_events")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("head")?;
-    let stored: Vec<AuditEvent> = events
+    let head = read_head(conn).await?;
+    let stored = number(events, parents, head);
+    let links = chain::extend(conn, backend, &stored).await?;
+    insert_rows(conn, backend, &stored, &links).await?;
+    Ok(stored)
+}
+
+/// The log's head: the highest `seq`, 0 when empty.
+pub(crate) async fn read_head(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_events")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("head")?,
+    )
+}
+
+/// `events` as they will be stored after `head`: numbered in order, each
+/// org event with its parent group from `parents`.
+pub(crate) fn number<'e>(
+    events: impl Iterator<Item = &'e NewEvent>,
+    parents: &HashMap<Uuid, Option<Uuid>>,
+    head: i64,
+) -> Vec<AuditEvent> {
+    events
         .enumerate()
         .map(|(i, e)| {
             let (org_id, group_id) = match e.scope {
@@ -167,9 +187,16 @@ pub(crate) async fn write_events<'e>(
                 user_agent: e.user_agent.clone(),
             }
         })
-        .collect();
-    let links = chain::extend(conn, backend, &stored).await?;
+        .collect()
+}
 
+/// The `audit_events` rows of `stored` with their chain links.
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    stored: &[AuditEvent],
+    links: &[String],
+) -> Result<(), StoreError> {
     match backend {
         Backend::Sqlite => {
             for (chunk, links) in stored.chunks(INSERT_CHUNK).zip(links.chunks(INSERT_CHUNK)) {
@@ -205,26 +232,38 @@ pub(crate) async fn write_events<'e>(
                 .chunks(PG_JSON_CHUNK)
                 .zip(links.chunks(PG_JSON_CHUNK))
             {
-                let sql = format!(
-                    "INSERT INTO audit_events ({cols}, chain_hash) \
-                     SELECT {cols}, chain_hash FROM json_to_recordset($1::json) \
-                     AS r(seq bigint, id text, created_us bigint, event text, org_id text, \
-                     group_id text, user_id text, project_id text, content text, \
-                     source_ip text, user_agent text, chain_hash text)",
-                    cols = rows::EVENT_COLS
-                );
-                let rows: Vec<EventRow> = chunk
-                    .iter()
-                    .zip(links)
-                    .map(|(e, link)| EventRow::of(e, link))
-                    .collect();
-                let json = serde_json::to_string(&rows)
-                    .map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))?;
-                sqlx::query(&sql).bind(json).execute(&mut *conn).await?;
+                sqlx::query(&pg_insert_events("$1"))
+                    .bind(pg_event_rows(chunk, links)?)
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
     }
-    Ok(stored)
+    Ok(())
+}
+
+/// PostgreSQL: the statement inserting the event rows held by the JSON
+/// parameter `param` (see [`pg_event_rows`]).
+pub(crate) fn pg_insert_events(param: &str) -> String {
+    format!(
+        "INSERT INTO audit_events ({cols}, chain_hash) \
+         SELECT {cols}, chain_hash FROM json_to_recordset({param}::json) \
+         AS r(seq bigint, id text, created_us bigint, event text, org_id text, \
+         group_id text, user_id text, project_id text, content text, \
+         source_ip text, user_agent text, chain_hash text)",
+        cols = rows::EVENT_COLS
+    )
+}
+
+/// PostgreSQL: `stored` with their links as the JSON parameter of
+/// [`pg_insert_events`].
+pub(crate) fn pg_event_rows(stored: &[AuditEvent], links: &[String]) -> Result<String, StoreError> {
+    let rows: Vec<EventRow> = stored
+        .iter()
+        .zip(links)
+        .map(|(e, link)| EventRow::of(e, link))
+        .collect();
+    serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))
 }
 
 /// Takes the append lock for the rest of the transaction behind `conn`
@@ -249,6 +288,18 @@ pub struct IngestItem {
     pub request_hash: String,
     /// The event to store when the ID is new.
     pub event: NewEvent,
+}
+
+/// The `api.access` event of the request that ingests a batch, written in
+/// the batch's own transaction so the request costs one commit, not two.
+/// The request's answer depends on the batch's outcome, so there is one
+/// event per possible answer; the writer appends the one that applies.
+#[derive(Debug, Clone)]
+pub struct IngestAccess {
+    /// Appended when the batch stores at least one new event.
+    pub created: NewEvent,
+    /// Appended when every item replays an earlier one.
+    pub replayed: NewEvent,
 }
 
 /// What happened to one ingested item.
@@ -301,11 +352,24 @@ impl Store {
         scope_id: Uuid,
         items: Vec<IngestItem>,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.ingest_recorded(scope_id, items, None).await
+    }
+
+    /// [`Store::ingest`], also appending the request's `access` event in
+    /// the same transaction when the batch succeeds. When it fails nothing
+    /// is written, the access event included, and the caller records it.
+    pub async fn ingest_recorded(
+        &self,
+        scope_id: Uuid,
+        items: Vec<IngestItem>,
+        access: Option<IngestAccess>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.submit(
             Job::Ingest {
                 scope_id,
                 items,
+                access: access.map(Box::new),
                 reply,
             },
             rx,
@@ -354,7 +418,7 @@ pub(crate) async fn events_by_id(
                 rows::EVENT_COLS,
                 placeholders(backend, 1, chunk.len(), 1)
             ),
-            // See `batch::lookup_ids` for why not an IN list.
+            // Not an IN list: see `batch::prefetch_pg`.
             Backend::Postgres => format!(
                 "SELECT {} FROM (VALUES {}) AS v(vid) JOIN audit_events ON id = v.vid",
                 rows::EVENT_COLS,

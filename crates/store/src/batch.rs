@@ -12,6 +12,15 @@
 //! the transaction back. Units are planned in order, so a later unit that
 //! repeats an earlier unit's idempotency ID replays the event the earlier
 //! one creates.
+//!
+//! # Round trips
+//!
+//! The writer holds the append lock from the first read to the commit, so
+//! the time between statements is time no other group can use. On
+//! PostgreSQL, where every statement is a network round trip, a group is
+//! five: `BEGIN`, the lock, one read of everything planning needs
+//! ([`prefetch_pg`]), one write of rows, IDs and chain heads ([`write_pg`])
+//! and `COMMIT`. SQLite runs in process and keeps one statement per table.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,17 +29,19 @@ use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::append::{
-    events_by_id, lock_log, placeholders, resolve_parents, write_events, IngestItem, IngestOutcome,
-    INSERT_CHUNK, PG_JSON_CHUNK,
+    events_by_id, lock_log, number, pg_event_rows, pg_insert_events, placeholders, resolve_parents,
+    write_events, IngestAccess, IngestItem, IngestOutcome, INSERT_CHUNK,
 };
+use crate::chain::{link_all, parse_link, Heads};
 use crate::{rows, Backend, StoreError};
 
 /// One unit of work.
 pub(crate) enum Work<'a> {
     /// Append these events.
     Append(&'a [NewEvent]),
-    /// Ingest this batch for the tenant, all or none.
-    Ingest(Uuid, &'a [IngestItem]),
+    /// Ingest this batch for the tenant, all or none, and append the
+    /// access event that fits its outcome when it succeeds.
+    Ingest(Uuid, &'a [IngestItem], Option<&'a IngestAccess>),
 }
 
 /// What a unit produced.
@@ -75,11 +86,24 @@ pub(crate) async fn apply(
     for w in work {
         match w {
             Work::Append(events) => all_events.extend(events.iter()),
-            Work::Ingest(_, items) => all_events.extend(items.iter().map(|i| &i.event)),
+            Work::Ingest(_, items, access) => {
+                all_events.extend(items.iter().map(|i| &i.event));
+                all_events.extend(access.iter().flat_map(|a| [&a.created, &a.replayed]));
+            }
         }
     }
-    let parents = resolve_parents(conn, backend, all_events.into_iter()).await?;
-    let mut known = lookup_ids(conn, backend, work).await?;
+    let Prefetched {
+        parents,
+        mut known,
+        log,
+    } = match backend {
+        Backend::Postgres => prefetch_pg(conn, &all_events, work).await?,
+        Backend::Sqlite => Prefetched {
+            parents: resolve_parents(conn, backend, all_events.iter().copied()).await?,
+            known: lookup_ids(conn, work).await?,
+            log: None,
+        },
+    };
 
     let org_missing = |e: &NewEvent| matches!(e.scope, Scope::Org(o) if !parents.contains_key(&o));
     let mut fresh: Vec<&NewEvent> = Vec::new();
@@ -97,43 +121,57 @@ pub(crate) async fn apply(
                     Plan::Append(start..fresh.len())
                 }
             }
-            Work::Ingest(scope, items) => match plan_ingest(*scope, items, &known, &org_missing) {
-                Err(e) => Plan::Failed(e),
-                Ok(replays) => {
-                    let mut held = Vec::with_capacity(items.len());
-                    let mut replayed = Vec::with_capacity(items.len());
-                    for (it, replay) in items.iter().zip(replays) {
-                        match replay {
-                            Some(h) => {
-                                held.push(h);
-                                replayed.push(true);
-                            }
-                            None => {
-                                let idx = fresh.len();
-                                fresh.push(&it.event);
-                                new_ids.push((*scope, &it.idempotency_id, &it.request_hash, idx));
-                                known.insert(
-                                    (*scope, it.idempotency_id.clone()),
-                                    (it.request_hash.clone(), Held::New(idx)),
-                                );
-                                held.push(Held::New(idx));
-                                replayed.push(false);
+            Work::Ingest(scope, items, access) => {
+                match plan_ingest(*scope, items, &known, &org_missing) {
+                    Err(e) => Plan::Failed(e),
+                    Ok(replays) => {
+                        let mut held = Vec::with_capacity(items.len());
+                        let mut replayed = Vec::with_capacity(items.len());
+                        for (it, replay) in items.iter().zip(replays) {
+                            match replay {
+                                Some(h) => {
+                                    held.push(h);
+                                    replayed.push(true);
+                                }
+                                None => {
+                                    let idx = fresh.len();
+                                    fresh.push(&it.event);
+                                    new_ids.push((
+                                        *scope,
+                                        &it.idempotency_id,
+                                        &it.request_hash,
+                                        idx,
+                                    ));
+                                    known.insert(
+                                        (*scope, it.idempotency_id.clone()),
+                                        (it.request_hash.clone(), Held::New(idx)),
+                                    );
+                                    held.push(Held::New(idx));
+                                    replayed.push(false);
+                                }
                             }
                         }
+                        if let Some(a) = access {
+                            let any_new = replayed.iter().any(|r| !r);
+                            fresh.push(if any_new { &a.created } else { &a.replayed });
+                        }
+                        Plan::Ingest(held, replayed)
                     }
-                    Plan::Ingest(held, replayed)
                 }
-            },
+            }
         };
         plans.push(plan);
     }
 
-    let created = if fresh.is_empty() {
-        Vec::new()
-    } else {
-        write_events(conn, backend, fresh.iter().copied(), &parents).await?
+    let created = match log {
+        _ if fresh.is_empty() => Vec::new(),
+        Some((head, heads)) => write_pg(conn, &fresh, &parents, head, heads, &new_ids).await?,
+        None => {
+            let created = write_events(conn, backend, fresh.iter().copied(), &parents).await?;
+            record_ids(conn, &new_ids, &created).await?;
+            created
+        }
     };
-    record_ids(conn, backend, &new_ids, &created).await?;
     let stored_ids: Vec<Uuid> = plans
         .iter()
         .filter_map(|p| match p {
@@ -181,6 +219,201 @@ pub(crate) async fn apply(
 
 type Known = HashMap<(Uuid, String), (String, Held)>;
 
+/// What a group reads under the append lock before it plans.
+struct Prefetched {
+    /// The parent group of each org the events name (existing orgs only).
+    parents: HashMap<Uuid, Option<Uuid>>,
+    /// The stored idempotency IDs among those the ingests name.
+    known: Known,
+    /// PostgreSQL: the log's head and the heads of the chains the events
+    /// extend, read in the same statement (SQLite reads them as it writes).
+    log: Option<(i64, Heads)>,
+}
+
+/// PostgreSQL: everything a group reads before it writes, in one statement
+/// instead of four. Each statement is a round trip to the server, and the
+/// writer holds the append lock across all of them: under load, round
+/// trips, not rows, bound how fast groups follow each other. The rows come
+/// tagged by kind: `p` org parents, `i` stored idempotency IDs, `c` chain
+/// heads, `h` the log's head.
+async fn prefetch_pg(
+    conn: &mut AnyConnection,
+    events: &[&NewEvent],
+    work: &[Work<'_>],
+) -> Result<Prefetched, StoreError> {
+    let mut orgs: Vec<String> = Vec::new();
+    let mut chains: Vec<String> = Vec::new();
+    for e in events {
+        let chain = match e.scope {
+            Scope::Org(o) => {
+                orgs.push(o.to_string());
+                o
+            }
+            Scope::Group(g) => g,
+            Scope::User => Uuid::nil(),
+        };
+        chains.push(chain.to_string());
+    }
+    for list in [&mut orgs, &mut chains] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    #[derive(serde::Serialize)]
+    struct IdKey<'a> {
+        s: Uuid,
+        i: &'a str,
+    }
+    let ids: Vec<IdKey> = work
+        .iter()
+        .filter_map(|w| match w {
+            Work::Ingest(scope, items, _) => Some((*scope, *items)),
+            Work::Append(_) => None,
+        })
+        .flat_map(|(s, items)| {
+            items.iter().map(move |it| IdKey {
+                s,
+                i: &it.idempotency_id,
+            })
+        })
+        .collect();
+    // Each list is probed by primary key through LATERAL ... LIMIT 1: not
+    // an IN list, whose cached generic plan scanned every row of a tenant
+    // per value, and not a join the planner may turn into a hash join that
+    // scans the table.
+    let sql = "SELECT 'p' AS k, o.id AS a, o.group_id AS b, NULL::text AS c, NULL::text AS d, \
+                 NULL::bigint AS n \
+               FROM json_array_elements_text($1::json) AS v(id), \
+               LATERAL (SELECT id, group_id FROM orgs WHERE id = v.id LIMIT 1) AS o \
+             UNION ALL \
+             SELECT 'i', i.scope_id, i.idempotency_id, i.request_hash, i.event_id, NULL \
+               FROM json_to_recordset($2::json) AS v(s text, i text), \
+               LATERAL (SELECT scope_id, idempotency_id, request_hash, event_id FROM ingest_ids \
+                 WHERE scope_id = v.s AND idempotency_id = v.i LIMIT 1) AS i \
+             UNION ALL \
+             SELECT 'c', h.chain_id, h.hash, NULL, NULL, h.seq \
+               FROM json_array_elements_text($3::json) AS v(id), \
+               LATERAL (SELECT chain_id, hash, seq FROM chain_heads WHERE chain_id = v.id LIMIT 1) AS h \
+             UNION ALL \
+             SELECT 'h', NULL, NULL, NULL, NULL, (SELECT COALESCE(MAX(seq), 0) FROM audit_events)";
+    let rows = sqlx::query(sql)
+        .bind(encode(&orgs)?)
+        .bind(encode(&ids)?)
+        .bind(encode(&chains)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Prefetched {
+        parents: HashMap::new(),
+        known: Known::new(),
+        log: None,
+    };
+    let (mut head, mut heads) = (None, Heads::new());
+    for row in rows {
+        let kind: String = row.try_get("k")?;
+        match kind.as_str() {
+            "p" => {
+                out.parents
+                    .insert(rows::uuid(&row, "a")?, rows::opt_uuid(&row, "b")?);
+            }
+            "i" => {
+                out.known.insert(
+                    (rows::uuid(&row, "a")?, row.try_get("b")?),
+                    (row.try_get("c")?, Held::Stored(rows::uuid(&row, "d")?)),
+                );
+            }
+            "c" => {
+                let hash: String = row.try_get("b")?;
+                heads.insert(
+                    rows::uuid(&row, "a")?,
+                    (row.try_get("n")?, parse_link(&hash)?),
+                );
+            }
+            "h" => head = Some(row.try_get::<i64, _>("n")?),
+            other => return Err(StoreError::Corrupt(format!("prefetch row kind {other:?}"))),
+        }
+    }
+    let head = head.ok_or_else(|| StoreError::Corrupt("prefetch without the log head".into()))?;
+    out.log = Some((head, heads));
+    Ok(out)
+}
+
+/// PostgreSQL: writes a group's events, their idempotency IDs and the
+/// chains' new heads in one statement (see [`prefetch_pg`] for why), from
+/// the head and chain heads read under the append lock.
+async fn write_pg(
+    conn: &mut AnyConnection,
+    fresh: &[&NewEvent],
+    parents: &HashMap<Uuid, Option<Uuid>>,
+    head: i64,
+    mut heads: Heads,
+    new_ids: &[(Uuid, &str, &str, usize)],
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let created = number(fresh.iter().copied(), parents, head);
+    let links = link_all(&mut heads, &created);
+    #[derive(serde::Serialize)]
+    struct IdRow<'a> {
+        scope_id: Uuid,
+        idempotency_id: &'a str,
+        event_id: Uuid,
+        request_hash: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct HeadRow {
+        chain_id: Uuid,
+        seq: i64,
+        hash: String,
+    }
+    let id_rows: Vec<IdRow> = new_ids
+        .iter()
+        .map(|(scope, id, hash, idx)| IdRow {
+            scope_id: *scope,
+            idempotency_id: id,
+            event_id: created[*idx].id,
+            request_hash: hash,
+        })
+        .collect();
+    // Only the chains this group extended: the prefetch may hold heads of
+    // chains whose events failed their plan.
+    let mut moved: Vec<Uuid> = created
+        .iter()
+        .map(auditlake_core::chain::chain_of)
+        .collect();
+    moved.sort_unstable();
+    moved.dedup();
+    let head_rows: Vec<HeadRow> = moved
+        .into_iter()
+        .filter_map(|id| {
+            heads.get(&id).map(|(seq, link)| HeadRow {
+                chain_id: id,
+                seq: *seq,
+                hash: auditlake_core::chain::to_hex(link),
+            })
+        })
+        .collect();
+    let sql = format!(
+        "WITH e AS ({events}), \
+         i AS (INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) \
+           SELECT scope_id, idempotency_id, event_id, request_hash \
+           FROM json_to_recordset($2::json) AS r(scope_id text, idempotency_id text, \
+           event_id text, request_hash text)) \
+         INSERT INTO chain_heads (chain_id, seq, hash) \
+           SELECT chain_id, seq, hash FROM json_to_recordset($3::json) \
+           AS r(chain_id text, seq bigint, hash text) \
+         ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        events = pg_insert_events("$1")
+    );
+    sqlx::query(&sql)
+        .bind(pg_event_rows(&created, &links)?)
+        .bind(encode(&id_rows)?)
+        .bind(encode(&head_rows)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(created)
+}
+
+fn encode(v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))
+}
+
 /// Decides each item of one ingest: `Some(held)` replays, `None` is new.
 fn plan_ingest(
     scope: Uuid,
@@ -212,15 +445,12 @@ fn plan_ingest(
     Ok(plan)
 }
 
-/// The stored idempotency IDs among those the ingests name.
-async fn lookup_ids(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    work: &[Work<'_>],
-) -> Result<Known, StoreError> {
+/// SQLite: the stored idempotency IDs among those the ingests name
+/// (PostgreSQL reads them in [`prefetch_pg`]).
+async fn lookup_ids(conn: &mut AnyConnection, work: &[Work<'_>]) -> Result<Known, StoreError> {
     let mut by_scope: HashMap<Uuid, Vec<&str>> = HashMap::new();
     for w in work {
-        if let Work::Ingest(scope, items) = w {
+        if let Work::Ingest(scope, items, _) = w {
             by_scope
                 .entry(*scope)
                 .or_default()
@@ -229,43 +459,15 @@ async fn lookup_ids(
     }
     let mut known = Known::new();
     for (scope, ids) in by_scope {
-        let chunk_len = match backend {
-            Backend::Sqlite => INSERT_CHUNK,
-            Backend::Postgres => PG_JSON_CHUNK,
-        };
-        for chunk in ids.chunks(chunk_len) {
-            let sql = match backend {
-                Backend::Sqlite => format!(
-                    "SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
-                     WHERE scope_id = ? AND idempotency_id IN {}",
-                    placeholders(backend, 1, chunk.len(), 2)
-                ),
-                // The IDs as one JSON array, each probed in the primary key
-                // by a LATERAL subquery (its LIMIT keeps the planner from
-                // flattening it into a hash join that scans the table).
-                // Not an IN list either: PostgreSQL's cached generic plan
-                // for a long IN list scanned every row of the tenant per
-                // value.
-                Backend::Postgres => "SELECT i.idempotency_id AS idempotency_id, \
-                     i.request_hash AS request_hash, i.event_id AS event_id \
-                     FROM json_array_elements_text($2::json) AS v(id), \
-                     LATERAL (SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
-                     WHERE scope_id = $1 AND idempotency_id = v.id LIMIT 1) AS i"
-                    .to_owned(),
-            };
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
+                 WHERE scope_id = ? AND idempotency_id IN {}",
+                placeholders(Backend::Sqlite, 1, chunk.len(), 2)
+            );
             let mut q = sqlx::query(&sql).bind(scope.to_string());
-            match backend {
-                Backend::Sqlite => {
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                }
-                Backend::Postgres => {
-                    q = q.bind(
-                        serde_json::to_string(chunk)
-                            .map_err(|e| StoreError::Corrupt(format!("encoding IDs: {e}")))?,
-                    );
-                }
+            for id in chunk {
+                q = q.bind(*id);
             }
             for row in q.fetch_all(&mut *conn).await? {
                 known.insert(
@@ -281,64 +483,27 @@ async fn lookup_ids(
     Ok(known)
 }
 
-/// Records the idempotency IDs of the events this group created.
+/// SQLite: records the idempotency IDs of the events this group created
+/// (PostgreSQL writes them in [`write_pg`]).
 async fn record_ids(
     conn: &mut AnyConnection,
-    backend: Backend,
     new_ids: &[(Uuid, &str, &str, usize)],
     created: &[AuditEvent],
 ) -> Result<(), StoreError> {
-    match backend {
-        Backend::Sqlite => {
-            for chunk in new_ids.chunks(INSERT_CHUNK) {
-                let sql = format!(
-                    "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) \
-                     VALUES {}",
-                    placeholders(backend, chunk.len(), 4, 1)
-                );
-                let mut q = sqlx::query(&sql);
-                for (scope, id, hash, idx) in chunk {
-                    q = q
-                        .bind(scope.to_string())
-                        .bind(*id)
-                        .bind(created[*idx].id.to_string())
-                        .bind(*hash);
-                }
-                q.execute(&mut *conn).await?;
-            }
+    for chunk in new_ids.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) VALUES {}",
+            placeholders(Backend::Sqlite, chunk.len(), 4, 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for (scope, id, hash, idx) in chunk {
+            q = q
+                .bind(scope.to_string())
+                .bind(*id)
+                .bind(created[*idx].id.to_string())
+                .bind(*hash);
         }
-        // One JSON parameter for all rows (see `append::write_events`).
-        Backend::Postgres => {
-            #[derive(serde::Serialize)]
-            struct Row<'a> {
-                scope_id: Uuid,
-                idempotency_id: &'a str,
-                event_id: Uuid,
-                request_hash: &'a str,
-            }
-            for chunk in new_ids.chunks(PG_JSON_CHUNK) {
-                let rows: Vec<Row> = chunk
-                    .iter()
-                    .map(|(scope, id, hash, idx)| Row {
-                        scope_id: *scope,
-                        idempotency_id: id,
-                        event_id: created[*idx].id,
-                        request_hash: hash,
-                    })
-                    .collect();
-                let json = serde_json::to_string(&rows)
-                    .map_err(|e| StoreError::Corrupt(format!("encoding rows: {e}")))?;
-                sqlx::query(
-                    "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) \
-                     SELECT scope_id, idempotency_id, event_id, request_hash \
-                     FROM json_to_recordset($1::json) AS r(scope_id text, idempotency_id text, \
-                     event_id text, request_hash text)",
-                )
-                .bind(json)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -43,23 +43,38 @@ pub(crate) async fn extend(
     ids.sort_unstable();
     ids.dedup();
     let mut heads = read_heads(conn, backend, &ids).await?;
-    let links = events
+    let links = link_all(&mut heads, events);
+    write_heads(conn, backend, &heads).await?;
+    Ok(links)
+}
+
+/// Heads of chains by chain ID: the `seq` and link of each one's last event.
+pub(crate) type Heads = HashMap<Uuid, (i64, Link)>;
+
+/// The links of `events`, in order, each continuing its chain from
+/// `heads` (a chain missing there starts at the genesis link); moves
+/// `heads` past them.
+pub(crate) fn link_all(heads: &mut Heads, events: &[AuditEvent]) -> Vec<String> {
+    events
         .iter()
         .map(|e| {
             let head = heads.entry(chain::chain_of(e)).or_insert((0, GENESIS));
             *head = (e.seq, chain::link(&head.1, e));
             chain::to_hex(&head.1)
         })
-        .collect();
-    write_heads(conn, backend, &heads).await?;
-    Ok(links)
+        .collect()
+}
+
+/// A stored head's hash, decoded.
+pub(crate) fn parse_link(hash: &str) -> Result<Link, StoreError> {
+    chain::from_hex(hash).ok_or_else(|| StoreError::Corrupt(format!("chain head hash {hash:?}")))
 }
 
 async fn read_heads(
     conn: &mut AnyConnection,
     backend: Backend,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, (i64, Link)>, StoreError> {
+) -> Result<Heads, StoreError> {
     let mut heads = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(INSERT_CHUNK) {
         let sql = format!(
@@ -72,9 +87,10 @@ async fn read_heads(
         }
         for row in q.fetch_all(&mut *conn).await? {
             let hash: String = row.try_get("hash")?;
-            let link = chain::from_hex(&hash)
-                .ok_or_else(|| StoreError::Corrupt(format!("chain head hash {hash:?}")))?;
-            heads.insert(rows::uuid(&row, "chain_id")?, (row.try_get("seq")?, link));
+            heads.insert(
+                rows::uuid(&row, "chain_id")?,
+                (row.try_get("seq")?, parse_link(&hash)?),
+            );
         }
     }
     Ok(heads)
@@ -83,7 +99,7 @@ async fn read_heads(
 async fn write_heads(
     conn: &mut AnyConnection,
     backend: Backend,
-    heads: &HashMap<Uuid, (i64, Link)>,
+    heads: &Heads,
 ) -> Result<(), StoreError> {
     let heads: Vec<_> = heads.iter().collect();
     for chunk in heads.chunks(INSERT_CHUNK) {

@@ -41,7 +41,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
-pub use append::{IngestItem, IngestOutcome};
+pub use append::{IngestAccess, IngestItem, IngestOutcome};
 pub use chain::{ChainBreak, ChainReport};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};

@@ -106,13 +106,19 @@ pub struct SearchPage {
 impl Store {
     /// Runs a search. See the module docs for the cursor contract.
     pub async fn search(&self, q: &SearchQuery) -> Result<SearchPage, StoreError> {
-        let snapshot = match q.cursor {
-            Some(c) => c.snapshot,
-            None => self.head().await?,
+        // A first page pins the log head in the same statement that reads
+        // it, so the snapshot and the page agree and the search costs one
+        // round trip to the database instead of two.
+        let (snapshot, head_col) = match q.cursor {
+            Some(c) => (Snapshot::At(c.snapshot), ""),
+            None => (
+                Snapshot::Head,
+                ", (SELECT COALESCE(MAX(seq), 0) FROM audit_events) AS head",
+            ),
         };
         let (filter, mut args) = filter(q, Some(snapshot))?;
         let mut sql = format!(
-            "SELECT {} FROM audit_events WHERE {filter}",
+            "SELECT {}{head_col} FROM audit_events WHERE {filter}",
             rows::EVENT_COLS
         );
         let (cmp, dir) = match q.sort {
@@ -138,6 +144,12 @@ impl Store {
         }
 
         let rows = bind(sqlx::query(&sql), args).fetch_all(&self.read).await?;
+        let snapshot = match (q.cursor, rows.first()) {
+            (Some(c), _) => c.snapshot,
+            (None, Some(row)) => row.try_get("head")?,
+            // Nothing found: there is no next page, so no snapshot to keep.
+            (None, None) => 0,
+        };
         let more = rows.len() > q.size as usize;
         let items = rows
             .iter()
@@ -206,9 +218,18 @@ impl Store {
     }
 }
 
+/// The last `seq` a search may return.
+#[derive(Clone, Copy)]
+enum Snapshot {
+    /// The one a cursor carries.
+    At(i64),
+    /// The log's head as the statement reads it.
+    Head,
+}
+
 /// The `WHERE` clause of `q` (tenant, time window, filters; the snapshot
 /// when given) with its arguments, numbered from `$1`.
-fn filter(q: &SearchQuery, snapshot: Option<i64>) -> Result<(String, Vec<Arg>), StoreError> {
+fn filter(q: &SearchQuery, snapshot: Option<Snapshot>) -> Result<(String, Vec<Arg>), StoreError> {
     let mut sql = String::new();
     let mut args: Vec<Arg> = Vec::new();
     let mut push = |sql: &mut String, clause: &str, arg: Arg| {
@@ -226,8 +247,12 @@ fn filter(q: &SearchQuery, snapshot: Option<i64>) -> Result<(String, Vec<Arg>), 
     }
     push(&mut sql, " AND created_us >= ?", Arg::I(q.from_us));
     push(&mut sql, " AND created_us < ?", Arg::I(q.to_us));
-    if let Some(snapshot) = snapshot {
-        push(&mut sql, " AND seq <= ?", Arg::I(snapshot));
+    match snapshot {
+        Some(Snapshot::At(seq)) => push(&mut sql, " AND seq <= ?", Arg::I(seq)),
+        Some(Snapshot::Head) => {
+            sql.push_str(" AND seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit_events)")
+        }
+        None => {}
     }
     if let Some(u) = q.user_id {
         push(&mut sql, " AND user_id = ?", Arg::S(u.to_string()));

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use auditlake_core::{AuditEvent, NewEvent};
 
-use crate::append::{IngestItem, IngestOutcome};
+use crate::append::{IngestAccess, IngestItem, IngestOutcome};
 use crate::batch::{self, Outcome, Work};
 use crate::{Backend, StoreError};
 
@@ -52,6 +52,9 @@ pub(crate) enum Job {
     Ingest {
         scope_id: Uuid,
         items: Vec<IngestItem>,
+        /// The request's `api.access` event, appended with the batch
+        /// (boxed: two whole events would make every job that large).
+        access: Option<Box<IngestAccess>>,
         reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
     },
 }
@@ -60,7 +63,7 @@ impl Job {
     fn len(&self) -> usize {
         match self {
             Job::Append { events, .. } => events.len(),
-            Job::Ingest { items, .. } => items.len(),
+            Job::Ingest { items, access, .. } => items.len() + usize::from(access.is_some()),
         }
     }
 }
@@ -135,8 +138,11 @@ async fn commit_group(
         .map(|j| match j {
             Job::Append { events, .. } => Work::Append(events),
             Job::Ingest {
-                scope_id, items, ..
-            } => Work::Ingest(*scope_id, items),
+                scope_id,
+                items,
+                access,
+                ..
+            } => Work::Ingest(*scope_id, items, access.as_deref()),
         })
         .collect();
     let mut tx = pool.begin().await?;

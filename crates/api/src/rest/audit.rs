@@ -498,7 +498,13 @@ pub(crate) async fn ingest(
     })
     .await?;
     let idems: Vec<String> = items.iter().map(|i| i.idempotency_id.clone()).collect();
-    let outcomes = state.store.ingest(scope_id, items).await?;
+    // The request's api.access event commits with the batch (one commit per
+    // request instead of two); the status it records is the one below.
+    let outcomes = state
+        .store
+        .ingest_recorded(scope_id, items, caller.ingest_access())
+        .await?;
+    caller.access_recorded();
     metrics::counter!("auditlake_events_ingested_total").increment(
         outcomes
             .iter()

@@ -366,3 +366,56 @@ api_test!(v1_requests_write_api_access, |h| async move {
     );
     assert_eq!((a.org_id, a.group_id), (Some(h.org.id), Some(h.group.id)));
 });
+
+api_test!(
+    an_ingest_records_one_api_access_with_the_status_it_answered,
+    |h| async move {
+        // Ingest writes its api.access event in the batch's own transaction
+        // (one commit per request); whatever the answer, the request must
+        // still leave exactly one, carrying that answer's status.
+        let base = format!("/rest/orgs/{}", h.org.id);
+        let path = format!("{base}/audit_logs/events?version={VERSION}");
+        let cases = [
+            // New: stored and answered 201.
+            (
+                event("acc-1", "project.scan.run", json!({"n": 1})),
+                201,
+                vec!["project.scan.run", "api.access"],
+            ),
+            // The same again: a replay, answered 200, nothing stored.
+            (
+                event("acc-1", "project.scan.run", json!({"n": 1})),
+                200,
+                vec!["api.access"],
+            ),
+            // The ID with other content: refused, nothing stored.
+            (
+                event("acc-1", "project.scan.run", json!({"n": 2})),
+                409,
+                vec!["api.access"],
+            ),
+            // A batch of one replay and one new event: 201.
+            (
+                json!([
+                    event("acc-1", "project.scan.run", json!({"n": 1})),
+                    event("acc-2", "project.scan.run", json!({"n": 3}))
+                ]),
+                201,
+                vec!["project.scan.run", "api.access"],
+            ),
+        ];
+        for (data, status, want) in cases {
+            let head = h.head().await;
+            h.ingest(&base, data.clone()).await.expect(status);
+            let events = h.log_since(head).await;
+            assert_eq!(names(&events), want, "{data}");
+            let a = access(&events, h.user.id);
+            assert_eq!(
+                content(a),
+                json!({"url": path, "method": "POST", "status": status}),
+                "{data}"
+            );
+            assert_eq!((a.org_id, a.group_id), (Some(h.org.id), Some(h.group.id)));
+        }
+    }
+);
