@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use auditlake_core::tenant::Access;
 use auditlake_core::{Actor, Group, Org, Scope, User};
-use auditlake_store::IngestAccess;
+use auditlake_store::{IngestAccess, NamedTenant, TenantRef};
 
 use crate::ctx::{Origin, RequestCtx};
 use crate::error::{ApiError, JSONAPI};
@@ -26,6 +26,8 @@ pub struct Caller {
     pub access: Access,
     /// Where the request came from.
     pub origin: Origin,
+    /// The tenant the path names, read with the authentication.
+    named: Option<NamedTenant>,
     ctx: RequestCtx,
 }
 
@@ -33,6 +35,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let named = path_tenant_ref(parts, state).await;
         let header = parts.headers.get("authorization").ok_or_else(|| {
             ApiError::unauthorized(
                 "missing Authorization header; send `Authorization: token <API token>`",
@@ -50,14 +53,15 @@ impl FromRequestParts<AppState> for Caller {
                 "unsupported authorization scheme {scheme:?}; use `token` or `bearer`"
             )));
         }
-        let (user, token, access) = state
+        let auth = state
             .store
-            .authenticate_caller(secret.trim())
+            .authenticate_request(secret.trim(), named)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is invalid, expired or revoked"))?;
         if let Some(limits) = &state.limits {
-            limits.check(token.id)?;
+            limits.check(auth.token.id)?;
         }
+        let user = auth.user;
         let ctx = parts
             .extensions
             .get::<RequestCtx>()
@@ -71,11 +75,19 @@ impl FromRequestParts<AppState> for Caller {
             .unwrap_or_default();
         Ok(Caller {
             user,
-            access,
+            access: auth.access,
             origin,
+            named: auth.tenant,
             ctx,
         })
     }
+}
+
+/// The tenant a route's path names ([`PathParams::tenant`]), when its ID is
+/// a UUID; a bad ID is left for the handler to refuse with its own error.
+async fn path_tenant_ref(parts: &mut Parts, state: &AppState) -> Option<TenantRef> {
+    let p = PathParams::from_request_parts(parts, state).await.ok()?;
+    p.tenant()?.ok()
 }
 
 impl Caller {
@@ -106,7 +118,10 @@ impl Caller {
     /// The org, if the caller may read it. Others' orgs are "not found" so
     /// that IDs of other tenants cannot be probed.
     pub async fn read_org(&self, state: &AppState, id: Uuid) -> Result<Org, ApiError> {
-        let org = state.store.org(id).await?;
+        let org = match &self.named {
+            Some(NamedTenant::Org(named, org)) if *named == id => org.clone(),
+            _ => state.store.org(id).await?,
+        };
         match org {
             Some(org) if self.access.can_read_org(&org) => {
                 self.ctx.set_scope(Scope::Org(org.id));
@@ -128,7 +143,10 @@ impl Caller {
 
     /// The group, if the caller administers it; otherwise "not found".
     pub async fn admin_group(&self, state: &AppState, id: Uuid) -> Result<Group, ApiError> {
-        let group = state.store.group(id).await?;
+        let group = match &self.named {
+            Some(NamedTenant::Group(named, group)) if *named == id => group.clone(),
+            _ => state.store.group(id).await?,
+        };
         match group {
             Some(g) if self.access.is_group_admin(g.id) => {
                 self.ctx.set_scope(Scope::Group(g.id));
@@ -147,19 +165,19 @@ impl Caller {
         p: &PathParams,
         need: Need,
     ) -> Result<Scope, ApiError> {
-        if let Some(name) = p.name_of(&["group_id", "groupId"]) {
-            let id = p.uuid(name)?;
-            return Ok(Scope::Group(self.admin_group(state, id).await?.id));
+        let named = p
+            .tenant()
+            .ok_or_else(|| ApiError::internal("the route names no tenant"))??;
+        match named {
+            TenantRef::Group(id) => Ok(Scope::Group(self.admin_group(state, id).await?.id)),
+            TenantRef::Org(id) => {
+                let org = match need {
+                    Need::Read => self.read_org(state, id).await?,
+                    Need::Admin => self.admin_org(state, id).await?,
+                };
+                Ok(Scope::Org(org.id))
+            }
         }
-        let name = p
-            .name_of(&["org_id", "orgId"])
-            .ok_or_else(|| ApiError::internal("the route names no tenant"))?;
-        let id = p.uuid(name)?;
-        let org = match need {
-            Need::Read => self.read_org(state, id).await?,
-            Need::Admin => self.admin_org(state, id).await?,
-        };
-        Ok(Scope::Org(org.id))
     }
 }
 
@@ -242,6 +260,17 @@ impl PathParams {
             .iter()
             .copied()
             .find(|n| self.0.iter().any(|(k, _)| k == n))
+    }
+
+    /// The tenant the route names: `group_id`/`groupId` before
+    /// `org_id`/`orgId`; `None` when it names neither, `Err` when the ID is
+    /// not a UUID.
+    pub fn tenant(&self) -> Option<Result<TenantRef, ApiError>> {
+        if let Some(name) = self.name_of(&["group_id", "groupId"]) {
+            return Some(self.uuid(name).map(TenantRef::Group));
+        }
+        let name = self.name_of(&["org_id", "orgId"])?;
+        Some(self.uuid(name).map(TenantRef::Org))
     }
 
     /// The named parameter parsed as a UUID.

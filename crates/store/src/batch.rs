@@ -18,7 +18,8 @@
 //! The writer holds the append lock from the first read to the commit, so
 //! the time between statements is time no other group can use. On
 //! PostgreSQL, where every statement is a network round trip, a group is
-//! five: `BEGIN`, the lock, one read of everything planning needs
+//! four: `BEGIN` with the lock in the same message
+//! ([`crate::append::begin_locked`]), one read of everything planning needs
 //! ([`prefetch_pg`]), one write of rows, IDs and chain heads ([`write_pg`])
 //! and `COMMIT`. SQLite runs in process and keeps one statement per table.
 
@@ -29,7 +30,7 @@ use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::append::{
-    events_by_id, lock_log, number, pg_event_rows, pg_insert_events, placeholders, resolve_parents,
+    events_by_id, number, pg_event_rows, pg_insert_events, placeholders, resolve_parents,
     write_events, IngestAccess, IngestItem, IngestOutcome, INSERT_CHUNK,
 };
 use crate::chain::{link_all, parse_link, Heads};
@@ -71,17 +72,18 @@ enum Plan {
     Ingest(Vec<Held>, Vec<bool>),
 }
 
-/// Applies `work` in the transaction behind `conn`; see the module docs.
+/// Applies `work` in the transaction behind `conn`, which must hold the
+/// append lock ([`crate::append::begin_locked`]); see the module docs.
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     backend: Backend,
     work: &[Work<'_>],
 ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-    // Everything below reads and writes under the append lock, so that a
-    // concurrent retry committed while this group waited is seen (and
-    // replayed) and the org-to-group mapping is the one at this point of
-    // the log.
-    lock_log(conn, backend).await?;
+    // The caller opened the transaction with the append lock held
+    // (`append::begin_locked`): everything below reads and writes under
+    // it, so that a concurrent retry committed while this group waited is
+    // seen (and replayed) and the org-to-group mapping is the one at this
+    // point of the log.
     let mut all_events: Vec<&NewEvent> = Vec::new();
     for w in work {
         match w {

@@ -50,7 +50,7 @@ pub use sessions::{NewSession, Session, MIN_PASSWORD_LEN, SESSION_SECS};
 /// The database driver's error, for callers that classify failures.
 pub use sqlx::Error as SqlxError;
 pub use tenants::{Member, Page, PageOf};
-pub use tokens::NewToken;
+pub use tokens::{Authenticated, NamedTenant, NewToken, TenantRef};
 
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +119,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "chain",
         include_str!("../migrations/0005_chain.sql"),
         include_str!("../migrations/0005_chain.sql"),
+    ),
+    (
+        6,
+        "sqlite_rowid",
+        include_str!("../migrations/0006_sqlite_rowid.sql"),
+        include_str!("../migrations/0006_noop.sql"),
     ),
 ];
 

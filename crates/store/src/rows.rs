@@ -54,25 +54,39 @@ pub(crate) fn user(row: &AnyRow) -> Result<User, StoreError> {
 pub(crate) const GROUP_COLS: &str = "id, name, created_us";
 
 pub(crate) fn group(row: &AnyRow) -> Result<Group, StoreError> {
+    group_prefixed(row, "")
+}
+
+/// A group from columns named `{prefix}id`, `{prefix}name`, ...: a group
+/// joined into a wider row.
+pub(crate) fn group_prefixed(row: &AnyRow, prefix: &str) -> Result<Group, StoreError> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(Group {
-        id: uuid(row, "id")?,
-        name: row.try_get("name")?,
-        created_us: row.try_get("created_us")?,
+        id: uuid(row, &col("id"))?,
+        name: row.try_get(col("name").as_str())?,
+        created_us: row.try_get(col("created_us").as_str())?,
     })
 }
 
 pub(crate) const ORG_COLS: &str = "id, name, slug, group_id, settings, created_us";
 
 pub(crate) fn org(row: &AnyRow) -> Result<Org, StoreError> {
-    let settings: String = row.try_get("settings")?;
+    org_prefixed(row, "")
+}
+
+/// An org from columns named `{prefix}id`, `{prefix}name`, ... (see
+/// [`group_prefixed`]).
+pub(crate) fn org_prefixed(row: &AnyRow, prefix: &str) -> Result<Org, StoreError> {
+    let col = |c: &str| format!("{prefix}{c}");
+    let settings: String = row.try_get(col("settings").as_str())?;
     Ok(Org {
-        id: uuid(row, "id")?,
-        name: row.try_get("name")?,
-        slug: row.try_get("slug")?,
-        group_id: opt_uuid(row, "group_id")?,
+        id: uuid(row, &col("id"))?,
+        name: row.try_get(col("name").as_str())?,
+        slug: row.try_get(col("slug").as_str())?,
+        group_id: opt_uuid(row, &col("group_id"))?,
         settings: serde_json::from_str(&settings)
             .map_err(|e| StoreError::Corrupt(format!("org settings: {e}")))?,
-        created_us: row.try_get("created_us")?,
+        created_us: row.try_get(col("created_us").as_str())?,
     })
 }
 

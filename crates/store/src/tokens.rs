@@ -4,7 +4,7 @@
 //! compares hashes in constant time.
 
 use auditlake_core::tenant::Access;
-use auditlake_core::{time_fmt, Actor, Scope, Token, User};
+use auditlake_core::{time_fmt, Actor, Group, Org, Scope, Token, User};
 use base64::Engine as _;
 use rand::RngCore;
 use serde_json::json;
@@ -19,6 +19,38 @@ use crate::{rows, Store, StoreError};
 
 /// Prefix of every secret, so leaked tokens are easy to scan for.
 pub const TOKEN_PREFIX: &str = "alk_";
+
+/// The tenant a request names in its path, to read along with the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantRef {
+    /// An organization ID.
+    Org(Uuid),
+    /// A group ID.
+    Group(Uuid),
+}
+
+/// The named tenant as read with the caller: the ID asked for and the row,
+/// `None` when no such tenant exists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamedTenant {
+    /// The org asked for.
+    Org(Uuid, Option<Org>),
+    /// The group asked for.
+    Group(Uuid, Option<Group>),
+}
+
+/// An authenticated API caller (see [`Store::authenticate_request`]).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Who.
+    pub user: User,
+    /// The token used.
+    pub token: Token,
+    /// The user's memberships.
+    pub access: Access,
+    /// The tenant the request named, when it named one.
+    pub tenant: Option<NamedTenant>,
+}
 
 /// A token just created: its metadata and the secret, shown once.
 #[derive(Debug, Clone)]
@@ -156,25 +188,56 @@ impl Store {
             .map(|(u, t, _)| (u, t)))
     }
 
-    /// [`Store::authenticate`] and the user's memberships, in one query: the
-    /// per-request authentication of the API.
+    /// [`Store::authenticate`] and the user's memberships, in one query.
     pub async fn authenticate_caller(
         &self,
         secret: &str,
     ) -> Result<Option<(User, Token, Access)>, StoreError> {
+        Ok(self
+            .authenticate_request(secret, None)
+            .await?
+            .map(|a| (a.user, a.token, a.access)))
+    }
+
+    /// The per-request authentication of the API: the token's user, their
+    /// memberships and, when the request names a tenant, that tenant's row,
+    /// all in one query. Reading the tenant here rather than after saves a
+    /// round trip on every tenant route (most of them); the rights check
+    /// itself stays with the caller.
+    pub async fn authenticate_request(
+        &self,
+        secret: &str,
+        named: Option<TenantRef>,
+    ) -> Result<Option<Authenticated>, StoreError> {
         if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 128 {
             return Ok(None);
         }
         let wanted = hash(secret);
+        let (org_id, group_id) = match named {
+            Some(TenantRef::Org(id)) => (Some(id.to_string()), None),
+            Some(TenantRef::Group(id)) => (None, Some(id.to_string())),
+            None => (None, None),
+        };
+        // The tenant joins on a bound ID, not on the token: each row of the
+        // membership fan-out carries the same tenant columns, NULL when the
+        // ID names nothing (or no ID was given).
         let sql = "SELECT t.hash AS hash, t.id AS id, t.user_id AS user_id, t.name AS name, \
              t.prefix AS prefix, t.created_us AS created_us, t.expires_us AS expires_us, \
              t.revoked_us AS revoked_us, u.email AS email, u.name AS user_name, \
              u.created_us AS user_created_us, \
-             m.scope_kind AS scope_kind, m.scope_id AS scope_id, m.role AS role \
+             m.scope_kind AS scope_kind, m.scope_id AS scope_id, m.role AS role, \
+             o.id AS o_id, o.name AS o_name, o.slug AS o_slug, o.group_id AS o_group_id, \
+             o.settings AS o_settings, o.created_us AS o_created_us, \
+             g.id AS g_id, g.name AS g_name, g.created_us AS g_created_us \
              FROM tokens t JOIN users u ON u.id = t.user_id \
-             LEFT JOIN memberships m ON m.user_id = t.user_id WHERE t.hash = $1";
+             LEFT JOIN memberships m ON m.user_id = t.user_id \
+             LEFT JOIN orgs o ON o.id = $2 \
+             LEFT JOIN groups_ g ON g.id = $3 \
+             WHERE t.hash = $1";
         let rows = sqlx::query(sql)
             .bind(wanted.clone())
+            .bind(org_id)
+            .bind(group_id)
             .fetch_all(&self.read)
             .await?;
         let Some(row) = rows.first() else {
@@ -204,6 +267,28 @@ impl Store {
                 crate::tenants::grant_of(&mut access, row)?;
             }
         }
-        Ok(Some((user, token, access)))
+        let tenant = match named {
+            None => None,
+            Some(TenantRef::Org(id)) => {
+                let org = match row.try_get::<Option<String>, _>("o_id")? {
+                    Some(_) => Some(rows::org_prefixed(row, "o_")?),
+                    None => None,
+                };
+                Some(NamedTenant::Org(id, org))
+            }
+            Some(TenantRef::Group(id)) => {
+                let group = match row.try_get::<Option<String>, _>("g_id")? {
+                    Some(_) => Some(rows::group_prefixed(row, "g_")?),
+                    None => None,
+                };
+                Some(NamedTenant::Group(id, group))
+            }
+        };
+        Ok(Some(Authenticated {
+            user,
+            token,
+            access,
+            tenant,
+        }))
     }
 }

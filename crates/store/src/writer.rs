@@ -145,7 +145,7 @@ async fn commit_group(
             } => Work::Ingest(*scope_id, items, access.as_deref()),
         })
         .collect();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::append::begin_locked(pool, backend).await?;
     let outcomes = match batch::apply(&mut tx, backend, &work).await {
         Ok(o) => o,
         Err(e) => {

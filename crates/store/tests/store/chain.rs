@@ -289,3 +289,69 @@ store_test!(
         assert!(checks > 0);
     }
 );
+
+db_test!(
+    the_rowid_migration_keeps_every_event_link_and_the_log_order,
+    |url, store| async move {
+        let (a, b, g, _chains) = world(&store).await;
+        let before = full_log(&store).await;
+        store.close().await;
+        // Put back the layout of migration 0005 (on SQLite `seq BIGINT
+        // PRIMARY KEY`, a separate index beside the rowid) and forget that
+        // 0006 ran, so connecting runs it again on real data.
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            let cols = "seq, id, created_us, event, org_id, group_id, user_id, project_id, \
+                        content, source_ip, user_agent, chain_hash";
+            exec_script(
+                &url,
+                &format!(
+                    "CREATE TABLE old_events (seq BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, \
+                     created_us BIGINT NOT NULL, event TEXT NOT NULL, org_id TEXT, group_id TEXT, \
+                     user_id TEXT, project_id TEXT, content TEXT NOT NULL, source_ip TEXT, \
+                     user_agent TEXT, chain_hash TEXT); \
+                     INSERT INTO old_events ({cols}) SELECT {cols} FROM audit_events; \
+                     DROP TABLE audit_events; \
+                     ALTER TABLE old_events RENAME TO audit_events;"
+                ),
+            )
+            .await;
+            assert!(!events_ddl(&url).await.contains("INTEGER PRIMARY KEY"));
+        }
+        exec(&url, "DELETE FROM _sqlx_migrations WHERE version = 6").await;
+
+        let store = Store::connect(&url).await.unwrap();
+        if sqlite {
+            let ddl = events_ddl(&url).await;
+            assert!(ddl.contains("INTEGER PRIMARY KEY"), "{ddl}");
+        }
+        assert_eq!(full_log(&store).await, before);
+        for id in [a, b, g, Uuid::nil()] {
+            let report = store.verify_chain(id).await.unwrap();
+            assert!(report.intact() && report.events > 0, "{report:?}");
+        }
+        // The log goes on after the rebuilt table's last seq.
+        let next = append_one(&store, event_at("chain.after.rowid", Scope::Org(a), T0)).await;
+        assert_eq!(next.seq, before.last().unwrap().seq + 1);
+        assert!(store.verify_chain(a).await.unwrap().intact());
+        store.close().await;
+    }
+);
+
+async fn exec_script(url: &str, sql: &str) {
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+/// SQLite's stored `CREATE TABLE` statement of the event log.
+async fn events_ddl(url: &str) -> String {
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let ddl: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'audit_events'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    ddl
+}

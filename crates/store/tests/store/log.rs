@@ -344,3 +344,48 @@ store_test!(
         assert!(before >= TASKS, "each writer appended once before the move");
     }
 );
+
+db_test!(
+    two_processes_on_one_database_share_one_gapless_order,
+    |url, store| async move {
+        // Two stores on one database stand for two server processes: each
+        // has its own group-commit writer, so only the database's append
+        // lock (taken with `BEGIN` on PostgreSQL, the write lock of the
+        // file on SQLite) keeps their numbering apart.
+        const ROUNDS: usize = 40;
+        let u = new_user(&store, "procs@example.com").await;
+        let o = store.create_org("O", None, &actor(&u)).await.unwrap().id;
+        let start = store.head().await.unwrap();
+        let other = Store::connect(&url).await.unwrap();
+        let run = |s: Store, name: &'static str| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for r in 0..ROUNDS {
+                    let batch: Vec<_> = (0..3)
+                        .map(|_| event_at(name, Scope::Org(o), T0 + r as i64))
+                        .collect();
+                    mine.extend(s.append(&batch).await.unwrap());
+                }
+                mine
+            })
+        };
+        let (a, b) = (
+            run(store.clone(), "proc.one.append"),
+            run(other.clone(), "proc.two.append"),
+        );
+        let mut appended = a.await.unwrap();
+        appended.extend(b.await.unwrap());
+        appended.sort_by_key(|e| e.seq);
+
+        let n = 2 * ROUNDS * 3;
+        let log = log_after(&store, start).await;
+        assert_eq!(
+            log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (start + 1..=start + n as i64).collect::<Vec<_>>(),
+            "one order, no gap, no duplicate"
+        );
+        assert_eq!(appended, log, "each append got back what the log holds");
+        assert!(store.verify_chain(o).await.unwrap().intact());
+        other.close().await;
+    }
+);

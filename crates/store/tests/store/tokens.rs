@@ -226,3 +226,94 @@ db_test!(the_database_never_holds_a_secret, |url, store| async move {
     // Yet the stored form still authenticates.
     assert!(store.authenticate(&kept.secret).await.unwrap().is_some());
 });
+
+store_test!(
+    authenticating_a_request_reads_the_tenant_it_names,
+    |store| async move {
+        use auditlake_store::{NamedTenant, TenantRef};
+        let u = new_user(&store, "named@example.com").await;
+        let g = store.create_group("G", &actor(&u)).await.unwrap();
+        let inside = store
+            .create_org("Inside", Some(g.id), &actor(&u))
+            .await
+            .unwrap();
+        let alone = store.create_org("Alone", None, &actor(&u)).await.unwrap();
+        // The creator administers all three: the query fans out one row
+        // per membership, and the named tenant must come back whole all the
+        // same.
+        let secret = store
+            .create_token(u.id, "api", None, &actor(&u))
+            .await
+            .unwrap()
+            .secret;
+        let auth = |named| {
+            let (store, secret) = (store.clone(), secret.clone());
+            async move {
+                store
+                    .authenticate_request(&secret, named)
+                    .await
+                    .unwrap()
+                    .expect("valid token")
+            }
+        };
+
+        let plain = auth(None).await;
+        assert_eq!(plain.user, u);
+        assert_eq!(plain.tenant, None);
+        assert!(plain.access.is_group_admin(g.id));
+        assert!(plain.access.can_admin_org(&alone) && plain.access.can_admin_org(&inside));
+
+        let org = auth(Some(TenantRef::Org(inside.id))).await;
+        assert_eq!(
+            org.tenant,
+            Some(NamedTenant::Org(inside.id, Some(inside.clone())))
+        );
+        assert_eq!(rights(&org.access), rights(&plain.access));
+        assert_eq!(org.user, u);
+
+        let group = auth(Some(TenantRef::Group(g.id))).await;
+        assert_eq!(
+            group.tenant,
+            Some(NamedTenant::Group(g.id, Some(g.clone())))
+        );
+
+        // An ID that names nothing, or names the other kind of tenant, is
+        // "no such tenant", and the caller is still authenticated.
+        let nobody = Uuid::new_v4();
+        let missing = auth(Some(TenantRef::Org(nobody))).await;
+        assert_eq!(missing.tenant, Some(NamedTenant::Org(nobody, None)));
+        assert_eq!(rights(&missing.access), rights(&plain.access));
+        let crossed = auth(Some(TenantRef::Group(inside.id))).await;
+        assert_eq!(crossed.tenant, Some(NamedTenant::Group(inside.id, None)));
+
+        // Another user's org is read too: rights are the caller's check,
+        // made on the row (the API answers "not found" for it).
+        let other = new_user(&store, "other@example.com").await;
+        let theirs = store
+            .create_org("Theirs", None, &actor(&other))
+            .await
+            .unwrap();
+        let foreign = auth(Some(TenantRef::Org(theirs.id))).await;
+        assert_eq!(
+            foreign.tenant,
+            Some(NamedTenant::Org(theirs.id, Some(theirs.clone())))
+        );
+        assert!(!foreign.access.can_read_org(&theirs));
+
+        // A bad secret is no caller, whatever it names.
+        assert!(store
+            .authenticate_request("alk_nope", Some(TenantRef::Org(inside.id)))
+            .await
+            .unwrap()
+            .is_none());
+    }
+);
+
+/// Memberships in a comparable form (row order is the database's).
+fn rights(a: &auditlake_core::tenant::Access) -> (Vec<Uuid>, Vec<(Uuid, &'static str)>) {
+    let mut groups = a.group_admin.clone();
+    groups.sort();
+    let mut orgs: Vec<_> = a.org_roles.iter().map(|(o, r)| (*o, r.as_str())).collect();
+    orgs.sort();
+    (groups, orgs)
+}

@@ -1,0 +1,3 @@
+-- PostgreSQL's side of 0006_sqlite_rowid.sql: nothing to do (its BIGINT
+-- primary key is an ordinary index either way).
+SELECT 1;
