@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod client;
 pub mod control;
 pub mod data;
+pub mod dict_group;
 pub mod error;
 pub mod keys;
 pub mod merge;

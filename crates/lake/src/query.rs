@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Mutex, Semaphore};
 
 use crate::catalog::{now_ms, Catalog, QueryRow, QueryStatus};
+use crate::dict_group::GroupOnCodes;
 use crate::error::{LakeError, Result};
 use crate::record;
 use crate::sql::{self, Prepared};
@@ -91,6 +92,7 @@ fn session(limits: &QueryLimits) -> Result<SessionContext> {
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(GroupOnCodes))
         .build();
     let ctx = SessionContext::new_with_state(state);
     for f in sql::functions() {

@@ -10,9 +10,12 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    ArrayRef, RecordBatch, StringBuilder, StructArray, TimestampMillisecondBuilder,
+    ArrayRef, RecordBatch, StringBuilder, StringDictionaryBuilder, StructArray,
+    TimestampMillisecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Fields, Int32Type, Schema, SchemaRef, TimeUnit,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -275,6 +278,11 @@ fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
+/// Strings kept as dictionary codes: for low-cardinality columns.
+fn dictionary_utf8() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 fn timestamp(name: &str) -> Field {
     Field::new(
         name,
@@ -297,7 +305,9 @@ fn event_data_fields() -> Fields {
         Field::new("useridentity", DataType::Struct(identity_fields()), false),
         utf8("useragent", true),
         utf8("eventsource", false),
-        utf8("eventname", false),
+        // Dictionary-typed so that readers keep the Parquet dictionary's
+        // codes, which grouping by event name works on (`dict_group`).
+        Field::new("eventname", dictionary_utf8(), false),
         utf8("eventtime", false),
         utf8("uid", false),
         utf8("requestparameters", true),
@@ -373,7 +383,13 @@ pub fn to_batch(records: &[Record]) -> Result<RecordBatch, datafusion::arrow::er
             Arc::new(identity),
             strings(&|r| r.user_agent.as_deref()),
             strings(&|r| Some(&r.event_source)),
-            strings(&|r| Some(&r.event_name)),
+            {
+                let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                for r in records {
+                    b.append_value(&r.event_name);
+                }
+                Arc::new(b.finish()) as ArrayRef
+            },
             strings(&|r| Some(&r.data_event_time)),
             strings(&|r| Some(&r.uid)),
             strings(&|r| r.request_parameters.as_deref()),

@@ -110,3 +110,148 @@ async fn files_left_unlisted_by_a_crash_are_removed_at_start() {
     .await;
     assert_eq!(rows[0][0].1, "1");
 }
+
+/// The type of `eventdata.eventname` in a stored Parquet file, as its
+/// embedded Arrow schema gives it.
+fn stored_event_name_type(path: &std::path::Path) -> datafusion::arrow::datatypes::DataType {
+    use datafusion::arrow::datatypes::DataType;
+    let file = std::fs::File::open(path).unwrap();
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let DataType::Struct(fields) = builder
+        .schema()
+        .field_with_name("eventdata")
+        .unwrap()
+        .data_type()
+    else {
+        panic!("eventdata is not a struct")
+    };
+    fields.find("eventname").unwrap().1.data_type().clone()
+}
+
+/// Files written before `eventname` became dictionary-typed keep strings
+/// there: they must still answer queries beside new files, and compaction
+/// must merge them into a file of today's types.
+#[tokio::test]
+async fn files_with_plain_string_event_names_still_answer_and_compact() {
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    let t = TestLake::start().await;
+    let c = t.control(OWNER);
+    let s = setup(&c, "legacy", None).await;
+    let d = t.data(OWNER);
+    let rounds = auditlake_lake::storage::COMPACT_MIN_FILES;
+    let noon = (time::OffsetDateTime::now_utc().unix_timestamp() / 86_400 - 1) * 86_400 + 43_200;
+    for round in 0..rounds {
+        let events: Vec<_> = (0..10)
+            .map(|i| {
+                let id = format!("r{round}-{i}");
+                let name = if i % 3 == 0 {
+                    "org.create"
+                } else {
+                    "api.access"
+                };
+                entry(&id, event_data(&id, name, &iso(noon + i), "u"))
+            })
+            .collect();
+        d.put_audit_events()
+            .channel_arn(&s.channel_arn)
+            .set_audit_events(Some(events))
+            .send()
+            .await
+            .unwrap();
+        t.lake.storage().flush(&s.store_id).await.unwrap();
+        if round > 0 {
+            continue;
+        }
+        // Rewrite the first file as the lake wrote it before: eventname a
+        // plain string column.
+        let files = t.lake.catalog().files(&s.store_id).await.unwrap();
+        let path = t.dir.path().join("objects").join(&files[0].path);
+        assert!(matches!(
+            stored_event_name_type(&path),
+            DataType::Dictionary(..)
+        ));
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let new_schema = auditlake_lake::record::schema();
+        let old_fields: Vec<Field> = new_schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Struct(inner) if f.name() == "eventdata" => {
+                    let inner: Fields = inner
+                        .iter()
+                        .map(|g| match g.name().as_str() {
+                            "eventname" => g.as_ref().clone().with_data_type(DataType::Utf8),
+                            _ => g.as_ref().clone(),
+                        })
+                        .collect();
+                    f.as_ref().clone().with_data_type(DataType::Struct(inner))
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let old_schema = std::sync::Arc::new(Schema::new(old_fields));
+        let mut buf = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut buf, old_schema.clone(), None).unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(old_schema.fields())
+                .map(|(col, f)| cast(col, f.data_type()).unwrap())
+                .collect();
+            writer
+                .write(&RecordBatch::try_new(old_schema.clone(), columns).unwrap())
+                .unwrap();
+        }
+        writer.close().unwrap();
+        std::fs::write(&path, buf).unwrap();
+        assert_eq!(stored_event_name_type(&path), DataType::Utf8);
+    }
+
+    let per_round = [("api.access", 6), ("org.create", 4)];
+    let expect = |files: usize| -> Vec<Vec<String>> {
+        per_round
+            .iter()
+            .map(|(name, n)| vec![name.to_string(), (n * files).to_string()])
+            .collect()
+    };
+    let grouped = format!(
+        "select eventdata.eventname, count(*) from {} group by eventdata.eventname order by 1",
+        s.store_id
+    );
+    let cells = |rows: Vec<Vec<(String, String)>>| -> Vec<Vec<String>> {
+        rows.into_iter()
+            .map(|r| r.into_iter().map(|(_, v)| v).collect())
+            .collect()
+    };
+    assert_eq!(cells(run_query(&c, &grouped).await), expect(rounds));
+    let filtered = format!(
+        "select count(*) from {} where eventdata.eventname = 'org.create'",
+        s.store_id
+    );
+    assert_eq!(
+        run_query(&c, &filtered).await[0][0].1,
+        (4 * rounds).to_string()
+    );
+
+    t.lake.maintain().await.unwrap();
+    let after = t.lake.catalog().files(&s.store_id).await.unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    let merged = t.dir.path().join("objects").join(&after[0].path);
+    assert!(matches!(
+        stored_event_name_type(&merged),
+        DataType::Dictionary(..)
+    ));
+    assert_eq!(cells(run_query(&c, &grouped).await), expect(rounds));
+}
