@@ -29,10 +29,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayData, ArrayRef, AsArray as _, BooleanArray, RecordBatch, StringArray,
+    Array, ArrayData, ArrayRef, AsArray as _, BooleanArray, Int32Array, Int64Array, RecordBatch,
+    StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode as _, TreeNodeRecursion};
 use datafusion::common::{internal_datafusion_err, Result};
@@ -40,6 +41,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{
@@ -285,6 +287,9 @@ impl Run {
     }
 }
 
+/// `entry_groups` of a dictionary entry no row has used yet.
+const UNASSIGNED: usize = usize::MAX;
+
 /// The groups of one partition and their accumulators.
 struct Groups {
     key: Arc<dyn PhysicalExpr>,
@@ -301,17 +306,30 @@ struct Groups {
     /// Value of each group, by group index.
     names: Vec<Option<String>>,
     name_bytes: usize,
-    /// The last dictionary seen and the group of each of its entries.
+    /// The last dictionary seen and the group of each of its entries
+    /// ([`UNASSIGNED`] until a row uses it).
     dictionary: Option<ArrayData>,
     entry_groups: Vec<usize>,
     /// Group of each row of the current batch.
     row_groups: Vec<usize>,
+    /// Whether every aggregate counts rows (`count(*)`), the common case:
+    /// then a batch is counted per dictionary entry, with no group index
+    /// per row and no accumulator calls.
+    counts_rows: bool,
+    /// Rows per group, when `counts_rows`.
+    row_counts: Vec<i64>,
+    /// Rows per dictionary entry in the current batch, when `counts_rows`.
+    entry_counts: Vec<i64>,
     reservation: MemoryReservation,
 }
 
 impl Groups {
     fn new(agg: &AggregateExec, reservation: MemoryReservation) -> Result<Self> {
         let aggs = agg.aggr_expr().to_vec();
+        let counts_rows = aggs
+            .iter()
+            .zip(agg.filter_expr())
+            .all(|(a, filter)| filter.is_none() && counts_rows(a));
         Ok(Self {
             key: Arc::clone(&agg.group_expr().expr()[0].0),
             accumulators: accumulators(&aggs)?,
@@ -327,6 +345,9 @@ impl Groups {
             dictionary: None,
             entry_groups: Vec::new(),
             row_groups: Vec::new(),
+            counts_rows,
+            row_counts: Vec::new(),
+            entry_counts: Vec::new(),
             reservation,
         })
     }
@@ -360,17 +381,84 @@ impl Groups {
             .as_dictionary_opt::<Int32Type>()
             .ok_or_else(|| internal_datafusion_err!("group key is {}", key.data_type()))?;
         let values = dict.values();
+        let strings = values
+            .as_string_opt::<i32>()
+            .ok_or_else(|| internal_datafusion_err!("dictionary of {}", values.data_type()))?;
         let data = values.to_data();
         if !self.dictionary.as_ref().is_some_and(|d| d.ptr_eq(&data)) {
-            let strings = values
-                .as_string_opt::<i32>()
-                .ok_or_else(|| internal_datafusion_err!("dictionary of {}", values.data_type()))?;
-            let groups: Vec<usize> = strings.iter().map(|v| self.group_of(v)).collect();
-            self.entry_groups = groups;
+            self.entry_groups.clear();
+            self.entry_groups.resize(strings.len(), UNASSIGNED);
             self.dictionary = Some(data);
         }
         let keys = dict.keys();
-        let null_group = (keys.null_count() > 0).then(|| self.group_of(None));
+        let nulls = self.count_entries(keys);
+        // Only entries some row uses become groups: a dictionary may hold
+        // values no row of the batch has (after a filter, say), and a group
+        // without rows must not appear.
+        for e in 0..self.entry_counts.len() {
+            if self.entry_counts[e] > 0 && self.entry_groups[e] == UNASSIGNED {
+                self.entry_groups[e] = self.group_of(strings.is_valid(e).then(|| strings.value(e)));
+            }
+        }
+        let null_group = (nulls > 0).then(|| self.group_of(None));
+        if self.counts_rows {
+            self.add_counts(null_group, nulls);
+        } else {
+            self.accumulate(batch, keys, null_group)?;
+        }
+        let grown = self.reservation.try_resize(self.size());
+        match grown {
+            Ok(()) => Ok(false),
+            Err(_) if !self.final_values => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts the rows of each dictionary entry into `entry_counts`;
+    /// returns the rows with a null key.
+    fn count_entries(&mut self, keys: &Int32Array) -> i64 {
+        let counts = &mut self.entry_counts;
+        counts.clear();
+        counts.resize(self.entry_groups.len(), 0);
+        let mut nulls = 0;
+        match keys.nulls().filter(|n| n.null_count() > 0) {
+            None => {
+                for k in keys.values() {
+                    counts[*k as usize] += 1;
+                }
+            }
+            Some(valid) => {
+                for (i, k) in keys.values().iter().enumerate() {
+                    if valid.is_valid(i) {
+                        counts[*k as usize] += 1;
+                    } else {
+                        nulls += 1;
+                    }
+                }
+            }
+        }
+        nulls
+    }
+
+    fn add_counts(&mut self, null_group: Option<usize>, nulls: i64) {
+        self.row_counts.resize(self.names.len(), 0);
+        for (group, n) in self.entry_groups.iter().zip(&self.entry_counts) {
+            if *n > 0 {
+                self.row_counts[*group] += n;
+            }
+        }
+        if let Some(g) = null_group {
+            self.row_counts[g] += nulls;
+        }
+    }
+
+    fn accumulate(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &Int32Array,
+        null_group: Option<usize>,
+    ) -> Result<()> {
+        let rows = batch.num_rows();
         let entry_groups = &self.entry_groups;
         self.row_groups.clear();
         match (keys.nulls(), null_group) {
@@ -412,13 +500,7 @@ impl Groups {
             };
             acc.update_batch(&values, &self.row_groups, filter, groups)?;
         }
-
-        let grown = self.reservation.try_resize(self.size());
-        match grown {
-            Ok(()) => Ok(false),
-            Err(_) if !self.final_values => Ok(true),
-            Err(e) => Err(e),
-        }
+        Ok(())
     }
 
     fn size(&self) -> usize {
@@ -428,6 +510,7 @@ impl Groups {
             + self.names.capacity() * size_of::<Option<String>>()
             + self.ids.capacity() * (size_of::<(String, usize)>() + 1)
             + (self.entry_groups.capacity() + self.row_groups.capacity()) * size_of::<usize>()
+            + (self.row_counts.capacity() + self.entry_counts.capacity()) * size_of::<i64>()
     }
 
     /// The groups so far as one batch of the stage's schema, and a fresh
@@ -438,7 +521,11 @@ impl Groups {
         }
         let names = StringArray::from(std::mem::take(&mut self.names));
         let mut columns = vec![cast(&names, self.schema.field(0).data_type())?];
-        for acc in &mut self.accumulators {
+        if self.counts_rows {
+            let counts: ArrayRef = Arc::new(Int64Array::from(std::mem::take(&mut self.row_counts)));
+            columns.extend(self.aggs.iter().map(|_| Arc::clone(&counts)));
+        }
+        for acc in self.accumulators.iter_mut().filter(|_| !self.counts_rows) {
             if self.final_values {
                 columns.push(acc.evaluate(EmitTo::All)?);
             } else {
@@ -455,6 +542,21 @@ impl Groups {
         self.reservation.free();
         Ok(Some(batch))
     }
+}
+
+/// Whether `a` is `count` of a value that is never null (`count(*)` is
+/// planned as `count(1)`): its value per group is the group's row count,
+/// and both its state and its result are that one `Int64`.
+fn counts_rows(a: &AggregateFunctionExpr) -> bool {
+    let int64 = |f: &FieldRef| f.data_type() == &DataType::Int64;
+    a.fun().name() == "count"
+        && !a.expressions().is_empty()
+        && a.expressions().iter().all(|e| {
+            e.downcast_ref::<Literal>()
+                .is_some_and(|l| !l.value().is_null())
+        })
+        && int64(&a.field())
+        && a.state_fields().is_ok_and(|s| s.len() == 1 && int64(&s[0]))
 }
 
 fn accumulators(aggs: &[Arc<AggregateFunctionExpr>]) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
@@ -520,11 +622,19 @@ mod tests {
                     &[Some(7), Some(8), Some(9), Some(10), Some(11)],
                 ),
             ],
-            vec![batch(
-                &[Some("b"), Some("d")],
-                &[Some(1), Some(0), None, Some(1)],
-                &[Some(12), None, Some(14), Some(15)],
-            )],
+            vec![
+                batch(
+                    &[Some("b"), Some("d")],
+                    &[Some(1), Some(0), None, Some(1)],
+                    &[Some(12), None, Some(14), Some(15)],
+                ),
+                // Entries no row uses must not become groups.
+                batch(
+                    &[Some("a"), Some("unused"), Some("e"), None],
+                    &[Some(2), Some(0), Some(2)],
+                    &[Some(16), Some(17), Some(18)],
+                ),
+            ],
         ]
     }
 
@@ -571,6 +681,10 @@ mod tests {
             "SELECT k, count(*) FROM t WHERE v IS NOT NULL GROUP BY k HAVING count(*) > 1",
             "SELECT k FROM t GROUP BY k",
             "SELECT upper(k) AS u, count(*) FROM t GROUP BY k",
+            "SELECT k, count(*), count(1) FROM t GROUP BY k",
+            // A filter keeps each batch's whole dictionary, used or not.
+            "SELECT k, count(*) FROM t WHERE v > 7 GROUP BY k",
+            "SELECT k, sum(v) FROM t WHERE v > 7 GROUP BY k",
             // Planned as a group by (k, v) under a count grouped by k: the
             // outer stage is one this operator takes.
             "SELECT k, count(DISTINCT v) FROM t GROUP BY k",
@@ -636,11 +750,31 @@ mod tests {
             data[b % 2].push(batch(&dict, &codes, &[Some(1); 300]));
         }
 
+        // count(*) takes the counting path, count(v) the accumulators'.
+        for sql in [
+            "SELECT k, count(*) FROM t GROUP BY k",
+            "SELECT k, count(v) FROM t GROUP BY k",
+        ] {
+            let rows = partial_rows(sql, data.clone(), &expected).await;
+            // Roomy: each partition hands on each of its keys once. Tight:
+            // the groups go on as the pool refuses to grow, so keys repeat.
+            assert!(rows[1] > rows[0], "{sql}: {rows:?}");
+        }
+    }
+
+    /// Runs the partial stage of `sql` over `data` with a roomy and with a
+    /// tight memory pool; checks its counts against `expected` and returns
+    /// the rows it handed on in each.
+    async fn partial_rows(
+        sql: &str,
+        data: Vec<Vec<RecordBatch>>,
+        expected: &BTreeMap<String, i64>,
+    ) -> Vec<usize> {
         let ctx = context(true, 2, None);
         let table = MemTable::try_new(schema(), data).unwrap();
         ctx.register_table("t", Arc::new(table)).unwrap();
         let plan = ctx
-            .sql("SELECT k, count(*) FROM t GROUP BY k")
+            .sql(sql)
             .await
             .unwrap()
             .create_physical_plan()
@@ -671,10 +805,8 @@ mod tests {
                 .flatten()
                 .collect();
             rows.push(out.iter().map(RecordBatch::num_rows).sum::<usize>());
-            assert_eq!(partial_counts(&out), expected, "{memory:?}");
+            assert_eq!(&partial_counts(&out), expected, "{sql}, {memory:?}");
         }
-        // Roomy: each partition hands on each of its keys once. Tight: the
-        // groups go on as the pool refuses to grow, so keys repeat.
-        assert!(rows[1] > rows[0], "{rows:?}");
+        rows
     }
 }

@@ -139,7 +139,7 @@ impl Lake {
                 "removed Parquet files left unlisted by an interrupted flush"
             );
         }
-        let queries = Queries::new(catalog.clone(), storage.clone(), config.limits);
+        let queries = Queries::new(catalog.clone(), storage.clone(), config.limits)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 catalog,

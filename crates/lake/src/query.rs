@@ -5,6 +5,7 @@
 //! too.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::MemTable;
+use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -73,11 +75,39 @@ pub struct Queries {
     limits: QueryLimits,
     slots: Arc<Semaphore>,
     cancels: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
+    caches: SharedCaches,
 }
 
 const OBJECTS_URL: &str = "lake://objects/";
 
-fn session(limits: &QueryLimits) -> Result<SessionContext> {
+/// What queries keep between them: the parsed footers and page indexes of
+/// the files and the statistics planning derives from them. Files are
+/// never rewritten in place (a flush or a merge writes a new name) and the
+/// caches check each entry against the file's size and modification time,
+/// so an entry is never stale; both are bounded by DataFusion's default
+/// limits (least recently used entries go first).
+#[derive(Clone)]
+struct SharedCaches(Arc<CacheManager>);
+
+impl fmt::Debug for SharedCaches {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedCaches")
+    }
+}
+
+impl SharedCaches {
+    fn new() -> Result<Self> {
+        Ok(Self(CacheManager::try_new(&CacheManagerConfig::default())?))
+    }
+
+    fn config(&self) -> CacheManagerConfig {
+        CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(self.0.get_file_metadata_cache()))
+            .with_file_statistics_cache(self.0.get_file_statistic_cache())
+    }
+}
+
+fn session(limits: &QueryLimits, caches: Option<&SharedCaches>) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -85,9 +115,11 @@ fn session(limits: &QueryLimits) -> Result<SessionContext> {
     // builds) while decoding, so the wide `eventdata` columns of rows that
     // cannot qualify are never decoded.
     config.options_mut().execution.parquet.pushdown_filters = true;
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(limits.memory_limit, 1.0)
-        .build_arc()?;
+    let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_limit, 1.0);
+    if let Some(caches) = caches {
+        runtime = runtime.with_cache_manager(caches.config());
+    }
+    let runtime = runtime.build_arc()?;
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
@@ -106,7 +138,7 @@ fn session(limits: &QueryLimits) -> Result<SessionContext> {
 /// accepts a statement, so unknown columns and type errors fail the call
 /// rather than the background run. Returns the plan.
 pub async fn check_plan(prepared: &Prepared, limits: &QueryLimits) -> Result<LogicalPlan> {
-    let ctx = session(limits)?;
+    let ctx = session(limits, None)?;
     for id in &prepared.store_ids {
         let empty = MemTable::try_new(record::schema(), vec![vec![]])?;
         ctx.register_table(TableReference::bare(id.as_str()), Arc::new(empty))?;
@@ -132,14 +164,15 @@ fn engine_error(e: datafusion::error::DataFusionError) -> LakeError {
 
 impl Queries {
     /// An engine over `storage`.
-    pub fn new(catalog: Catalog, storage: Storage, limits: QueryLimits) -> Self {
-        Self {
+    pub fn new(catalog: Catalog, storage: Storage, limits: QueryLimits) -> Result<Self> {
+        Ok(Self {
             slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             catalog,
             storage,
             limits,
             cancels: Arc::default(),
-        }
+            caches: SharedCaches::new()?,
+        })
     }
 
     /// Checks the statement against `account`'s stores and starts it.
@@ -257,7 +290,7 @@ impl Queries {
             self.storage.flush(id).await?;
         }
         let _gate = self.storage.files_gate.read().await;
-        let ctx = session(&self.limits)?;
+        let ctx = session(&self.limits, Some(&self.caches))?;
         let url = url::Url::parse(OBJECTS_URL).expect("constant URL");
         ctx.register_object_store(&url, self.storage.objects());
         let (mut scanned_rows, mut scanned_bytes) = (0, 0);
