@@ -318,8 +318,10 @@ struct Groups {
     counts_rows: bool,
     /// Rows per group, when `counts_rows`.
     row_counts: Vec<i64>,
-    /// Rows per dictionary entry in the current batch, when `counts_rows`.
+    /// Rows per dictionary entry in the current batch.
     entry_counts: Vec<i64>,
+    /// Scratch space of `count_entries`.
+    tallies: Vec<[i64; 4]>,
     reservation: MemoryReservation,
 }
 
@@ -348,6 +350,7 @@ impl Groups {
             counts_rows,
             row_counts: Vec::new(),
             entry_counts: Vec::new(),
+            tallies: Vec::new(),
             reservation,
         })
     }
@@ -423,8 +426,24 @@ impl Groups {
         let mut nulls = 0;
         match keys.nulls().filter(|n| n.null_count() > 0) {
             None => {
-                for k in keys.values() {
-                    counts[*k as usize] += 1;
+                // Four tallies per entry, one per row of each group of four:
+                // rows of the same entry in a row would otherwise each wait
+                // for the previous increment of the same counter.
+                let tallies = &mut self.tallies;
+                tallies.clear();
+                tallies.resize(counts.len(), [0; 4]);
+                let mut quads = keys.values().chunks_exact(4);
+                for q in &mut quads {
+                    tallies[q[0] as usize][0] += 1;
+                    tallies[q[1] as usize][1] += 1;
+                    tallies[q[2] as usize][2] += 1;
+                    tallies[q[3] as usize][3] += 1;
+                }
+                for k in quads.remainder() {
+                    tallies[*k as usize][0] += 1;
+                }
+                for (count, t) in counts.iter_mut().zip(tallies.iter()) {
+                    *count = t.iter().sum();
                 }
             }
             Some(valid) => {
@@ -511,6 +530,7 @@ impl Groups {
             + self.ids.capacity() * (size_of::<(String, usize)>() + 1)
             + (self.entry_groups.capacity() + self.row_groups.capacity()) * size_of::<usize>()
             + (self.row_counts.capacity() + self.entry_counts.capacity()) * size_of::<i64>()
+            + self.tallies.capacity() * size_of::<[i64; 4]>()
     }
 
     /// The groups so far as one batch of the stage's schema, and a fresh

@@ -1,10 +1,40 @@
 //! Parquet storage through the real listener: small files of a day are
-//! merged without losing or doubling an event, and files a crash left
-//! unlisted are removed at start-up rather than read twice.
+//! merged without losing or doubling an event, files a crash left unlisted
+//! are removed at start-up rather than read twice, and files of an older
+//! column type still read and merge.
 
 mod common;
 
 use common::*;
+
+/// Noon (UTC) of yesterday, in seconds since the epoch: a whole day that
+/// is past and within retention.
+fn yesterday_noon() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp() / 86_400 - 1) * 86_400 + 43_200
+}
+
+/// Sends round `round` of ten events (IDs `r<round>-<i>`) to `channel`;
+/// `shape(i)` gives event `i`'s name and time.
+async fn put_round(
+    d: &aws_sdk_cloudtraildata::Client,
+    channel: &str,
+    round: usize,
+    shape: impl Fn(i64) -> (&'static str, i64),
+) {
+    let events: Vec<_> = (0..10)
+        .map(|i| {
+            let id = format!("r{round}-{i}");
+            let (name, at) = shape(i);
+            entry(&id, event_data(&id, name, &iso(at), "u"))
+        })
+        .collect();
+    d.put_audit_events()
+        .channel_arn(channel)
+        .set_audit_events(Some(events))
+        .send()
+        .await
+        .unwrap();
+}
 
 #[tokio::test]
 async fn compaction_merges_a_days_small_files_and_keeps_every_event() {
@@ -15,21 +45,12 @@ async fn compaction_merges_a_days_small_files_and_keeps_every_event() {
     let rounds = auditlake_lake::storage::COMPACT_MIN_FILES;
     // Times within yesterday noon's minute, interleaved across the files,
     // so the merge has to order them.
-    let noon = (time::OffsetDateTime::now_utc().unix_timestamp() / 86_400 - 1) * 86_400 + 43_200;
+    let noon = yesterday_noon();
     for round in 0..rounds {
-        let events: Vec<_> = (0..10)
-            .map(|i| {
-                let id = format!("r{round}-{i}");
-                let at = noon + ((i * 7 + round as i64 * 3) % 50);
-                entry(&id, event_data(&id, "a.b", &iso(at), "u"))
-            })
-            .collect();
-        d.put_audit_events()
-            .channel_arn(&s.channel_arn)
-            .set_audit_events(Some(events))
-            .send()
-            .await
-            .unwrap();
+        put_round(&d, &s.channel_arn, round, |i| {
+            ("a.b", noon + ((i * 7 + round as i64 * 3) % 50))
+        })
+        .await;
         if round + 1 < rounds {
             t.lake.storage().flush(&s.store_id).await.unwrap();
         }
@@ -143,25 +164,17 @@ async fn files_with_plain_string_event_names_still_answer_and_compact() {
     let s = setup(&c, "legacy", None).await;
     let d = t.data(OWNER);
     let rounds = auditlake_lake::storage::COMPACT_MIN_FILES;
-    let noon = (time::OffsetDateTime::now_utc().unix_timestamp() / 86_400 - 1) * 86_400 + 43_200;
+    let noon = yesterday_noon();
     for round in 0..rounds {
-        let events: Vec<_> = (0..10)
-            .map(|i| {
-                let id = format!("r{round}-{i}");
-                let name = if i % 3 == 0 {
-                    "org.create"
-                } else {
-                    "api.access"
-                };
-                entry(&id, event_data(&id, name, &iso(noon + i), "u"))
-            })
-            .collect();
-        d.put_audit_events()
-            .channel_arn(&s.channel_arn)
-            .set_audit_events(Some(events))
-            .send()
-            .await
-            .unwrap();
+        put_round(&d, &s.channel_arn, round, |i| {
+            let name = if i % 3 == 0 {
+                "org.create"
+            } else {
+                "api.access"
+            };
+            (name, noon + i)
+        })
+        .await;
         t.lake.storage().flush(&s.store_id).await.unwrap();
         if round > 0 {
             continue;
