@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
 use futures::TryStreamExt as _;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
@@ -79,11 +81,26 @@ fn writer_properties() -> WriterProperties {
 pub fn encode(mut records: Vec<Record>) -> Result<(Bytes, i64)> {
     records.sort_by_key(|r| r.event_time_ms);
     let batch = record::to_batch(&records)?;
-    let mut buf = Vec::with_capacity(records.len() * 256);
+    parquet_bytes([Ok(batch)], records.len() * 256)
+}
+
+/// Writes `batches` (of the stored schema) as one Parquet file in memory,
+/// with the lake's writer settings; returns its bytes and rows. `capacity`:
+/// bytes to reserve up front.
+fn parquet_bytes(
+    batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
+    capacity: usize,
+) -> Result<(Bytes, i64)> {
+    let mut buf = Vec::with_capacity(capacity);
     let mut writer = ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
-    writer.write(&batch)?;
+    let mut rows = 0;
+    for batch in batches {
+        let batch = batch?;
+        rows += batch.num_rows() as i64;
+        writer.write(&batch)?;
+    }
     writer.close()?;
-    Ok((Bytes::from(buf), records.len() as i64))
+    Ok((Bytes::from(buf), rows))
 }
 
 impl Storage {
@@ -211,23 +228,13 @@ impl Storage {
                     .build()?,
             );
         }
-        let (buf, rows) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, i64)> {
+        let (buf, rows) = tokio::task::spawn_blocking(move || {
             let merged =
                 SortedMerge::new(record::schema(), "eventtime", sources, MERGE_BATCH_ROWS)?;
-            let mut buf = Vec::new();
-            let mut writer =
-                ArrowWriter::try_new(&mut buf, record::schema(), Some(writer_properties()))?;
-            let mut rows = 0;
-            for batch in merged {
-                let batch = batch?;
-                rows += batch.num_rows() as i64;
-                writer.write(&batch)?;
-            }
-            writer.close()?;
-            Ok((buf, rows))
+            parquet_bytes(merged, 0)
         })
         .await??;
-        self.write_file(store, day, Bytes::from(buf), rows).await
+        self.write_file(store, day, buf, rows).await
     }
 
     /// Merges the small files of each day of `store` that has many.
