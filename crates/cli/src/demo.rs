@@ -196,7 +196,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         lake_banner(&eds, lake_addr, &args.data_dir);
     }
     if let Some(notice) = notice {
-        println!("{notice}");
+        say!("{notice}");
     }
     if args.rate > 0.0 {
         tokio::spawn(generate(format!("http://{}", bound.api), world, args.rate));
@@ -284,7 +284,7 @@ fn lake_banner(eds: &str, lake: SocketAddr, data_dir: &std::path::Path) {
         "select eventtime, eventdata.useridentity, eventdata.eventname, \
          eventdata.additionaleventdata from {eds} order by eventTime desc limit 10"
     );
-    println!(
+    say!(
         "The group's events stream into the local CloudTrail Lake (http://{lake}),\n\
          event data store {eds}. The seed's query:\n\n  \
          auditlake lake query --data-dir {dir} --endpoint http://{lake} \"{sql}\"\n",
@@ -296,7 +296,7 @@ fn banner(addr: SocketAddr, w: &World) {
     let base = format!("http://{addr}");
     let (_, email, token) = &w.users[0];
     let org = w.orgs.first().map(|o| o.0).unwrap_or_default();
-    println!(
+    say!(
         "\nauditlake demo is running.\n\n\
          url:      {base}\n\
          token:    {token}   ({email}, admin of group \"Acme Corp\")\n\
@@ -304,9 +304,9 @@ fn banner(addr: SocketAddr, w: &World) {
         group = w.group
     );
     for (id, name) in &w.orgs {
-        println!("org:      {id}   {name}");
+        say!("org:      {id}   {name}");
     }
-    println!(
+    say!(
         "\nTry:\n  \
          curl -s -H 'Authorization: token {token}' '{base}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=5'\n  \
          curl -s -H 'Authorization: token {token}' '{base}/rest/orgs/{org}/audit_logs/search?version=2023-09-11&events=api.access&size=5'\n  \

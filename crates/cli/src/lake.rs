@@ -216,12 +216,12 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the lake: {e}"))?;
             // Printed on stdout so scripts and tests can wait for the lake.
-            println!(
+            say!(
                 "auditlake lake listening on http://{}",
                 listener.local_addr()?
             );
             if let Some(notice) = credentials_notice(&lake) {
-                println!("{notice}");
+                say!("{notice}");
             }
             serve_lake(lake, listener, crate::serve::shutdown_signal()).await
         }

@@ -1,6 +1,18 @@
 //! The `auditlake` binary. Thin: parses flags, sets up logging and runs one
 //! of the commands in the sibling modules.
 
+/// `println!` for the long-running commands (`serve`, `demo`, `lake serve`):
+/// a server must keep serving when whoever started it stops reading its
+/// stdout (a closed pipe, `| head -1`), so a failed write is dropped where
+/// `println!` would panic and take the server down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*).and_then(|()| out.flush());
+    }};
+}
+
 mod admin;
 mod config;
 mod demo;

@@ -213,12 +213,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Printed on stdout so scripts and tests can wait for the server: the
     // listening lines come first.
     serve_on(store, &listen, lake, forwarding, &args.limits, |bound| {
-        println!("auditlake listening on http://{}", bound.api);
+        say!("auditlake listening on http://{}", bound.api);
         if let Some(lake) = bound.lake {
-            println!("auditlake lake listening on http://{lake}");
+            say!("auditlake lake listening on http://{lake}");
         }
         if let Some(notice) = notice {
-            println!("{notice}");
+            say!("{notice}");
         }
     })
     .await

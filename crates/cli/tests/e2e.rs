@@ -389,6 +389,56 @@ fn serve_announces_where_it_listens_first() {
     );
 }
 
+/// A server whose stdout nobody reads any more (a closed pipe: `serve |
+/// head -1`, a supervisor that went away) keeps serving. It once panicked
+/// on the announcement after the listening lines and took the server down,
+/// which failed a CI run at random when a test stopped reading first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_serving_when_its_stdout_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = common::Killed(
+        Command::new(BIN)
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--lake-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("AUDITLAKE_LOG", "info")
+            .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn auditlake serve"),
+    );
+    // stdout is gone, so the address comes from the `listening` log line.
+    let mut log = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = log.next().expect("serve exited before listening").unwrap();
+        let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if entry["fields"]["message"] == "listening" {
+            break entry["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    // The API's listener is bound before the announcement and accepts only
+    // after it: an answer means the server got past writing to the closed
+    // pipe, a refused or reset connection that it died there.
+    std::thread::spawn(move || log.for_each(drop));
+    let health = reqwest::get(format!("http://{addr}/healthz")).await;
+    assert!(
+        health.as_ref().is_ok_and(|r| r.status() == 200),
+        "serve should keep serving: /healthz {health:?}, exit {:?}",
+        child.0.try_wait()
+    );
+}
+
 /// `auditlake demo` (the README's first command) serves demo tenants and
 /// its users generate events that a search finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,9 @@ impl Drop for Killed {
 }
 
 /// Spawns `auditlake ARGS` and reads stdout until a line starts with each
-/// of `wanted`; returns the process and the rest of each such line.
+/// of `wanted`; returns the process and the rest of each such line. The
+/// rest of stdout is read (and dropped) on a thread, so a line the process
+/// prints later never meets a closed or full pipe.
 pub fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Killed, Vec<String>) {
     let mut cmd = Command::new(BIN);
     cmd.env("AWS_CONFIG_FILE", "/nonexistent")
@@ -48,6 +50,7 @@ pub fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Kil
             }
         }
     }
+    std::thread::spawn(move || lines.for_each(drop));
     (
         Killed(child),
         found.into_iter().map(Option::unwrap).collect(),
