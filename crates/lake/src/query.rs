@@ -1,6 +1,7 @@
 //! Queries: `StartQuery` checks and plans a statement at once (so a bad
-//! statement fails the call, as in CloudTrail Lake), then runs it in the
-//! background with a concurrency limit and a timeout. Results are kept in
+//! statement fails the call, as in CloudTrail Lake), then runs that plan
+//! over the stores' files in the background with a concurrency limit and a
+//! timeout. Results are kept in
 //! the catalog, so `GetQueryResults` pages through them after a restart
 //! too.
 
@@ -12,20 +13,27 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray as _, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::common::TableReference;
+use datafusion::catalog::{
+    CatalogProvider as _, CatalogProviderList as _, MemoryCatalogProvider,
+    MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider as _, TableProvider,
+};
+use datafusion::common::tree_node::Transformed;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::MemTable;
-use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
+use datafusion::datasource::{provider_as_source, MemTable};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::{
+    FunctionRegistry as _, SessionState, SessionStateBuilder, TaskContext,
+};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::{SQLOptions, SessionConfig};
 use futures::StreamExt as _;
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, Mutex, Semaphore};
+use tokio::sync::{oneshot, Mutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::{now_ms, Catalog, QueryRow, QueryStatus};
 use crate::dict_group::GroupOnCodes;
@@ -75,87 +83,145 @@ pub struct Queries {
     limits: QueryLimits,
     slots: Arc<Semaphore>,
     cancels: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
-    caches: SharedCaches,
+    engine: Engine,
 }
 
 const OBJECTS_URL: &str = "lake://objects/";
 
-/// What queries keep between them: the parsed footers and page indexes of
-/// the files and the statistics planning derives from them. Files are
-/// never rewritten in place (a flush or a merge writes a new name) and the
-/// caches check each entry against the file's size and modification time,
-/// so an entry is never stale; both are bounded by DataFusion's default
-/// limits (least recently used entries go first).
+/// What every statement is planned from: DataFusion's session state with
+/// the lake's functions, the group-by rule and the objects' store, built
+/// once. A statement gets a clone with a catalog of its own, so concurrent
+/// queries never see each other's tables; cloning copies the function
+/// tables, where building a state registers every function again.
+///
+/// The runtime's caches are shared by all queries: the parsed footers and
+/// page indexes of the files and the statistics planning derives from
+/// them. Files are never rewritten in place (a flush or a merge writes a
+/// new name) and the caches check each entry against the file's size and
+/// modification time, so an entry is never stale; both are bounded by
+/// DataFusion's default limits (least recently used entries go first).
+/// Memory is not shared: each run gets a pool of its own (see
+/// [`Engine::task`]).
 #[derive(Clone)]
-struct SharedCaches(Arc<CacheManager>);
+struct Engine {
+    state: SessionState,
+    memory_limit: usize,
+}
 
-impl fmt::Debug for SharedCaches {
+impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SharedCaches")
+        f.write_str("Engine")
     }
 }
 
-impl SharedCaches {
-    fn new() -> Result<Self> {
-        Ok(Self(CacheManager::try_new(&CacheManagerConfig::default())?))
+impl Engine {
+    fn new(limits: &QueryLimits, objects: Option<Arc<dyn ObjectStore>>) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // Evaluate filters (including the dynamic one a `ORDER BY .. LIMIT`
+        // builds) while decoding, so the wide `eventdata` columns of rows
+        // that cannot qualify are never decoded.
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        if let Some(objects) = objects {
+            let url = url::Url::parse(OBJECTS_URL).expect("constant URL");
+            runtime.register_object_store(&url, objects);
+        }
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(GroupOnCodes))
+            .build();
+        for f in sql::functions() {
+            state.register_udf(Arc::new(f))?;
+        }
+        Ok(Self {
+            state,
+            memory_limit: limits.memory_limit,
+        })
     }
 
-    fn config(&self) -> CacheManagerConfig {
-        CacheManagerConfig::default()
-            .with_file_metadata_cache(Some(self.0.get_file_metadata_cache()))
-            .with_file_statistics_cache(self.0.get_file_statistic_cache())
+    /// A session state whose catalog holds `tables` (by store ID) and
+    /// nothing else.
+    fn session(&self, tables: Vec<(String, Arc<dyn TableProvider>)>) -> Result<SessionState> {
+        let mut state = self.state.clone();
+        let names = &state.config_options().catalog;
+        let (catalog_name, schema_name) =
+            (names.default_catalog.clone(), names.default_schema.clone());
+        let schema = MemorySchemaProvider::new();
+        for (id, table) in tables {
+            schema.register_table(id, table)?;
+        }
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(&schema_name, Arc::new(schema))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(catalog_name, Arc::new(catalog));
+        state.register_catalog_list(Arc::new(catalogs));
+        // `now()` and the like read the time execution started; the
+        // template's would be the time the server started.
+        state.mark_start_execution();
+        Ok(state)
+    }
+
+    /// The context one run executes in: the state's functions and
+    /// configuration, with a memory pool of its own (the limit is per
+    /// query) over the shared caches and objects.
+    fn task(&self, state: &SessionState) -> Result<Arc<TaskContext>> {
+        let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+            .with_memory_limit(self.memory_limit, 1.0)
+            .build_arc()?;
+        Ok(Arc::new(TaskContext::from(state).with_runtime(runtime)))
+    }
+
+    /// Plans a prepared statement against empty tables of the stores'
+    /// shape and checks that the plan only reads: what `StartQuery` does
+    /// before it accepts a statement, so unknown columns and type errors
+    /// fail the call rather than the background run. The plan, not yet
+    /// optimised, is what the run executes once the empty tables are
+    /// swapped for the stores' files ([`with_tables`]).
+    async fn check_plan(&self, prepared: &Prepared) -> Result<LogicalPlan> {
+        let mut tables = Vec::with_capacity(prepared.store_ids.len());
+        for id in &prepared.store_ids {
+            tables.push((id.clone(), empty_table()?));
+        }
+        let state = self.session(tables)?;
+        let plan = state
+            .statement_to_plan(clone_statement(prepared))
+            .await
+            .map_err(engine_error)?;
+        read_only().verify_plan(&plan).map_err(engine_error)?;
+        Ok(plan)
     }
 }
 
-fn session(limits: &QueryLimits, caches: Option<&SharedCaches>) -> Result<SessionContext> {
-    let mut config = SessionConfig::new()
-        .with_information_schema(false)
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    // Evaluate filters (including the dynamic one a `ORDER BY .. LIMIT`
-    // builds) while decoding, so the wide `eventdata` columns of rows that
-    // cannot qualify are never decoded.
-    config.options_mut().execution.parquet.pushdown_filters = true;
-    let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_limit, 1.0);
-    if let Some(caches) = caches {
-        runtime = runtime.with_cache_manager(caches.config());
-    }
-    let runtime = runtime.build_arc()?;
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(GroupOnCodes))
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    for f in sql::functions() {
-        ctx.register_udf(f);
-    }
-    Ok(ctx)
+fn empty_table() -> Result<Arc<dyn TableProvider>> {
+    Ok(Arc::new(MemTable::try_new(record::schema(), vec![vec![]])?))
 }
 
-/// Plans a prepared statement against empty tables of the stores' shape
-/// and checks that the plan only reads: what `StartQuery` does before it
-/// accepts a statement, so unknown columns and type errors fail the call
-/// rather than the background run. Returns the plan.
-pub async fn check_plan(prepared: &Prepared, limits: &QueryLimits) -> Result<LogicalPlan> {
-    let ctx = session(limits, None)?;
-    for id in &prepared.store_ids {
-        let empty = MemTable::try_new(record::schema(), vec![vec![]])?;
-        ctx.register_table(TableReference::bare(id.as_str()), Arc::new(empty))?;
-    }
-    plan_read_only(&ctx, prepared).await
-}
-
-/// Plans `prepared` in `ctx`, whose tables are registered, and refuses a
-/// plan that is not read-only.
-async fn plan_read_only(ctx: &SessionContext, prepared: &Prepared) -> Result<LogicalPlan> {
-    let plan = ctx
-        .state()
-        .statement_to_plan(clone_statement(prepared))
-        .await
-        .map_err(engine_error)?;
-    read_only().verify_plan(&plan).map_err(engine_error)?;
-    Ok(plan)
+/// `plan` with each store's scan reading `tables` instead of the empty
+/// table it was checked against, in subqueries too. The tables have the
+/// same schema, so nothing else in the plan changes; a scan of a table
+/// that is not there is an internal error rather than an empty result.
+fn with_tables(
+    plan: LogicalPlan,
+    tables: &HashMap<String, Arc<dyn TableProvider>>,
+) -> Result<LogicalPlan> {
+    let swapped = plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::TableScan(mut scan) => {
+            let table = tables.get(scan.table_name.table()).ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "the plan reads {}, which the statement does not name",
+                    scan.table_name
+                ))
+            })?;
+            scan.source = provider_as_source(Arc::clone(table));
+            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(swapped.data)
 }
 
 fn engine_error(e: datafusion::error::DataFusionError) -> LakeError {
@@ -167,11 +233,11 @@ impl Queries {
     pub fn new(catalog: Catalog, storage: Storage, limits: QueryLimits) -> Result<Self> {
         Ok(Self {
             slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            engine: Engine::new(&limits, Some(storage.objects()))?,
             catalog,
             storage,
             limits,
             cancels: Arc::default(),
-            caches: SharedCaches::new()?,
         })
     }
 
@@ -195,14 +261,21 @@ impl Queries {
                 Some(_) => {}
             }
         }
-        check_plan(&prepared, &self.limits).await?;
+        let plan = self.engine.check_plan(&prepared).await?;
 
+        // A query that can run at once is recorded as running: one write
+        // less than QUEUED then RUNNING, and what DescribeQuery should say.
+        let slot = Arc::clone(&self.slots).try_acquire_owned().ok();
         let row = QueryRow {
             id: uuid::Uuid::new_v4().to_string(),
             account: account.to_owned(),
             stores: prepared.store_ids.clone(),
             statement: statement.to_owned(),
-            status: QueryStatus::Queued,
+            status: if slot.is_some() {
+                QueryStatus::Running
+            } else {
+                QueryStatus::Queued
+            },
             created_ms: now_ms(),
             error: None,
             events_scanned: 0,
@@ -217,7 +290,7 @@ impl Queries {
         let id = row.id.clone();
         tokio::spawn(async move {
             let id = row.id.clone();
-            if let Err(e) = this.run(row, prepared, cancel_rx).await {
+            if let Err(e) = this.run(row, prepared, plan, slot, cancel_rx).await {
                 tracing::error!(query = %id, error = %e, "query bookkeeping failed");
             }
             this.cancels.lock().await.remove(&id);
@@ -225,23 +298,37 @@ impl Queries {
         Ok(id)
     }
 
+    /// Runs a started query to its end and records the outcome. `slot` is
+    /// the concurrency slot `start` took, or none when the query was
+    /// queued: it waits for one here.
     async fn run(
         &self,
         mut row: QueryRow,
         prepared: Prepared,
+        plan: LogicalPlan,
+        slot: Option<OwnedSemaphorePermit>,
         cancel: oneshot::Receiver<()>,
     ) -> Result<()> {
         let started = Instant::now();
         let work = async {
-            let _slot = self.slots.acquire().await.expect("semaphore never closed");
-            if !self
-                .catalog
-                .set_query_status(&row.id, QueryStatus::Running)
-                .await?
-            {
-                return Ok(None);
-            }
-            self.execute(&prepared).await.map(Some)
+            let _slot = match slot {
+                Some(slot) => slot,
+                None => {
+                    let slot = Arc::clone(&self.slots)
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore never closed");
+                    if !self
+                        .catalog
+                        .set_query_status(&row.id, QueryStatus::Running)
+                        .await?
+                    {
+                        return Ok(None);
+                    }
+                    slot
+                }
+            };
+            self.execute(&prepared, plan).await.map(Some)
         };
         let outcome = tokio::select! {
             r = work => r,
@@ -285,21 +372,23 @@ impl Queries {
 
     /// Runs a prepared statement over the current data: flushes the
     /// buffer of the stores it reads, then reads their files.
-    async fn execute(&self, prepared: &Prepared) -> Result<(ResultSet, i64, i64)> {
+    async fn execute(
+        &self,
+        prepared: &Prepared,
+        plan: LogicalPlan,
+    ) -> Result<(ResultSet, i64, i64)> {
         for id in &prepared.store_ids {
             self.storage.flush(id).await?;
         }
         let _gate = self.storage.files_gate.read().await;
-        let ctx = session(&self.limits, Some(&self.caches))?;
-        let url = url::Url::parse(OBJECTS_URL).expect("constant URL");
-        ctx.register_object_store(&url, self.storage.objects());
         let (mut scanned_rows, mut scanned_bytes) = (0, 0);
+        let mut tables = HashMap::with_capacity(prepared.store_ids.len());
         for id in &prepared.store_ids {
             let files = self.catalog.files(id).await?;
             scanned_rows += files.iter().map(|f| f.rows).sum::<i64>();
             scanned_bytes += files.iter().map(|f| f.bytes).sum::<i64>();
-            let table: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
-                Arc::new(MemTable::try_new(record::schema(), vec![vec![]])?)
+            let table: Arc<dyn TableProvider> = if files.is_empty() {
+                empty_table()?
             } else {
                 let urls = files
                     .iter()
@@ -312,17 +401,22 @@ impl Queries {
                     .with_schema(record::schema());
                 Arc::new(ListingTable::try_new(config)?)
             };
-            ctx.register_table(TableReference::bare(id.as_str()), table)?;
+            tables.insert(id.clone(), table);
         }
-        let plan = plan_read_only(&ctx, prepared).await?;
-        let df = ctx.execute_logical_plan(plan).await.map_err(engine_error)?;
-        let columns: Vec<String> = df
+        let plan = with_tables(plan, &tables)?;
+        let state = self.engine.session(tables.into_iter().collect())?;
+        let columns: Vec<String> = plan
             .schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let mut stream = df.execute_stream().await.map_err(engine_error)?;
+        let physical = state
+            .create_physical_plan(&plan)
+            .await
+            .map_err(engine_error)?;
+        let mut stream =
+            execute_stream(physical, self.engine.task(&state)?).map_err(engine_error)?;
         let mut rows = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(engine_error)?;
@@ -450,14 +544,88 @@ mod tests {
                     .build()
                     .unwrap();
                 let prepared = sql::prepare(&sql).map_err(|e| e.to_string())?;
+                let engine =
+                    Engine::new(&QueryLimits::default(), None).map_err(|e| e.to_string())?;
                 runtime
-                    .block_on(check_plan(&prepared, &QueryLimits::default()))
+                    .block_on(engine.check_plan(&prepared))
                     .map(drop)
                     .map_err(|e| e.to_string())
             })
             .unwrap()
             .join()
             .unwrap()
+    }
+
+    /// A query that finds every slot taken waits as `QUEUED`; cancelled
+    /// while it waits, it never runs; otherwise it runs once a slot
+    /// frees. A query that finds a slot free is `RUNNING` from the start.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_wait_for_a_slot_as_queued() {
+        use crate::testing::{LocalLake, OWNER};
+        use aws_sdk_cloudtrail::types::QueryStatus as S;
+
+        let dir = tempfile::tempdir().unwrap();
+        let t = LocalLake::start(dir.path()).await;
+        let c = t.control(OWNER);
+        let arn = c
+            .create_event_data_store()
+            .name("slots")
+            .send()
+            .await
+            .unwrap()
+            .event_data_store_arn
+            .unwrap();
+        let sql = format!("SELECT count(*) FROM {}", arn.rsplit('/').next().unwrap());
+        let start = || async {
+            c.start_query()
+                .query_statement(&sql)
+                .send()
+                .await
+                .unwrap()
+                .query_id
+                .unwrap()
+        };
+        let status = |id: String| {
+            let c = c.clone();
+            async move {
+                c.describe_query()
+                    .query_id(id)
+                    .send()
+                    .await
+                    .unwrap()
+                    .query_status
+                    .unwrap()
+            }
+        };
+
+        let slots = Arc::clone(&t.lake.queries().slots);
+        let all = u32::try_from(slots.available_permits()).unwrap();
+        let held = slots.acquire_many_owned(all).await.unwrap();
+        let cancelled = start().await;
+        assert_eq!(status(cancelled.clone()).await, S::Queued);
+        c.cancel_query().query_id(&cancelled).send().await.unwrap();
+        let waiting = start().await;
+        assert_eq!(status(waiting.clone()).await, S::Queued);
+        drop(held);
+        let mut finished = false;
+        for _ in 0..500 {
+            match status(waiting.clone()).await {
+                S::Queued | S::Running => tokio::time::sleep(Duration::from_millis(10)).await,
+                S::Finished => {
+                    finished = true;
+                    break;
+                }
+                other => panic!("the waiting query ended {other:?}"),
+            }
+        }
+        assert!(
+            finished,
+            "the waiting query did not run once the slots freed"
+        );
+        assert_eq!(status(cancelled).await, S::Cancelled);
+
+        let at_once = start().await;
+        assert_ne!(status(at_once).await, S::Queued);
     }
 
     /// A statement of the longest length made of one operator chain

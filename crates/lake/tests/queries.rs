@@ -260,3 +260,34 @@ async fn the_corpus_answers_as_computed_from_the_events() {
         assert_eq!(got, expected, "query: {sql}");
     }
 }
+
+/// `now()` is the time the query runs, not the time the server started:
+/// statements are planned from one session state built at start, and a
+/// clone of it keeps that state's start time unless it is reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_is_when_the_query_runs() {
+    let t = TestLake::start().await;
+    let c = t.control(OWNER);
+    let s = setup(&c, "now", None).await;
+    t.data(OWNER)
+        .put_audit_events()
+        .channel_arn(&s.channel_arn)
+        .audit_events(entry("n1", event_data("n1", "x", &now_text(0), "u1")))
+        .send()
+        .await
+        .unwrap();
+    let shown = |t: time::OffsetDateTime| {
+        let f = time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]"
+        );
+        t.format(&f).unwrap()
+    };
+    let before = shown(time::OffsetDateTime::now_utc());
+    let rows = run_query(&c, &format!("SELECT now() AS t FROM {}", s.store_id)).await;
+    let after = shown(time::OffsetDateTime::now_utc());
+    let now = &rows[0][0].1;
+    assert!(
+        before <= *now && *now <= after,
+        "now() = {now}, expected between {before} and {after}"
+    );
+}
