@@ -196,6 +196,13 @@ impl Engine {
     }
 }
 
+/// What `StartQuery` does before it accepts a statement (see
+/// [`Engine::check_plan`]), on an engine of its own: for the fuzz target
+/// and tests, which have no lake.
+pub async fn check_plan(prepared: &Prepared, limits: &QueryLimits) -> Result<LogicalPlan> {
+    Engine::new(limits, None)?.check_plan(prepared).await
+}
+
 fn empty_table() -> Result<Arc<dyn TableProvider>> {
     Ok(Arc::new(MemTable::try_new(record::schema(), vec![vec![]])?))
 }
@@ -544,10 +551,8 @@ mod tests {
                     .build()
                     .unwrap();
                 let prepared = sql::prepare(&sql).map_err(|e| e.to_string())?;
-                let engine =
-                    Engine::new(&QueryLimits::default(), None).map_err(|e| e.to_string())?;
                 runtime
-                    .block_on(engine.check_plan(&prepared))
+                    .block_on(check_plan(&prepared, &QueryLimits::default()))
                     .map(drop)
                     .map_err(|e| e.to_string())
             })
