@@ -196,9 +196,10 @@ impl Engine {
     }
 }
 
-/// What `StartQuery` does before it accepts a statement (see
-/// [`Engine::check_plan`]), on an engine of its own: for the fuzz target
-/// and tests, which have no lake.
+/// What `StartQuery` does before it accepts a statement, on an engine of
+/// its own: plans `prepared` against empty tables of the stores' shape and
+/// checks that the plan only reads. For the fuzz target and tests, which
+/// have no lake.
 pub async fn check_plan(prepared: &Prepared, limits: &QueryLimits) -> Result<LogicalPlan> {
     Engine::new(limits, None)?.check_plan(prepared).await
 }
