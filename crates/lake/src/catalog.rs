@@ -861,7 +861,8 @@ impl Catalog {
 
     // --- queries -----------------------------------------------------------
 
-    /// Records a new query as `QUEUED`.
+    /// Records a new query with its first status: `QUEUED`, or `RUNNING`
+    /// when it found a free slot and starts at once.
     pub async fn insert_query(&self, q: &QueryRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO queries (id, account, stores, statement, status, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
