@@ -369,14 +369,41 @@ async fn ingest(args: &Args, root: &Path, report: &mut Vec<Value>) -> anyhow::Re
                 .unwrap_or(0)
         })
         .sum::<u64>() as f64;
+    let live = catalog_live_bytes(&dir.join("lake/catalog.db")).await? as f64;
     let ratio = raw_bytes as f64 / parquet;
-    let with_index = raw_bytes as f64 / (parquet + catalog);
-    eprintln!("storage: raw {raw_bytes} B, parquet {parquet} B ({ratio:.1}x), catalog {catalog} B ({with_index:.1}x with it)");
+    let with_index = raw_bytes as f64 / (parquet + live);
+    eprintln!(
+        "storage: raw {raw_bytes} B, parquet {parquet} B ({ratio:.1}x), catalog files {catalog} B \
+         of which pages in use {live} B ({with_index:.1}x with those)"
+    );
     report.push(json!({"metric": "bytes per stored event (Parquet)", "value": parquet / sent as f64, "unit": "bytes",
         "baseline": per_event, "baseline_name": "raw eventData JSON", "ratio": ratio, "met": ratio >= 5.0}));
-    report.push(json!({"metric": "bytes per stored event (Parquet + catalog with the id index)", "value": (parquet + catalog) / sent as f64, "unit": "bytes",
-        "baseline": per_event, "baseline_name": "raw eventData JSON", "ratio": with_index, "met": with_index >= 5.0}));
+    report.push(json!({"metric": "bytes per stored event (Parquet + the catalog's pages in use: id index, file list)", "value": (parquet + live) / sent as f64, "unit": "bytes",
+        "baseline": per_event, "baseline_name": "raw eventData JSON", "ratio": with_index, "met": with_index >= 5.0,
+        "catalog_file_bytes": catalog}));
     server.stop()
+}
+
+/// Bytes of the catalog's pages in use (`page_count - freelist_count`),
+/// read beside the running server (WAL mode lets a reader in): what the
+/// catalog keeps for the stored events, without the pages a flush freed
+/// for reuse, which keep the file at the ingest buffer's high-water mark.
+async fn catalog_live_bytes(db: &Path) -> anyhow::Result<u64> {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+    let mut pragma = async |name: &str| -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(&mut conn)
+            .await?)
+    };
+    let (pages, free, size) = (
+        pragma("page_count").await?,
+        pragma("freelist_count").await?,
+        pragma("page_size").await?,
+    );
+    conn.close().await?;
+    Ok(u64::try_from((pages - free) * size)?)
 }
 
 /// Writes `n` events over ten days straight into a lake directory.
