@@ -378,8 +378,8 @@ impl Queries {
         }
     }
 
-    /// Runs a prepared statement over the current data: flushes the
-    /// buffer of the stores it reads, then reads their files.
+    /// Runs the plan `StartQuery` checked over the current data: flushes
+    /// the buffer of the stores it reads, then reads their files.
     async fn execute(
         &self,
         prepared: &Prepared,
@@ -412,7 +412,8 @@ impl Queries {
             tables.insert(id.clone(), table);
         }
         let plan = with_tables(plan, &tables)?;
-        let state = self.engine.session(tables.into_iter().collect())?;
+        // The plan carries its tables; the run's catalog stays empty.
+        let state = self.engine.session(Vec::new())?;
         let columns: Vec<String> = plan
             .schema()
             .fields()
