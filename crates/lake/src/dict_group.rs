@@ -16,7 +16,10 @@
 //! that reads raw rows for this operator when the plan qualifies (one
 //! `Dictionary(Int32, Utf8)` key, no grouping sets, aggregates with group
 //! accumulators, no ordering or distinct); the output schema, partitioning
-//! and the stages above it are unchanged. Anything else keeps DataFusion's
+//! and the stages above it are unchanged. When the aggregation only counts
+//! rows of an unfiltered Parquet scan, the rule puts
+//! [`CountFromPages`] there instead, which counts the codes in the
+//! files' pages without decoding rows. Anything else keeps DataFusion's
 //! operator.
 //!
 //! Memory is reserved from the query's pool as groups accumulate. When the
@@ -56,8 +59,11 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt as _;
 
-/// The physical optimizer rule that puts [`DictionaryGroupBy`] where it
-/// applies. Runs after DataFusion's own rules.
+use crate::page_count::CountFromPages;
+
+/// The physical optimizer rule that puts [`CountFromPages`] or else
+/// [`DictionaryGroupBy`] where it applies. Runs after DataFusion's own
+/// rules.
 #[derive(Debug, Default)]
 pub struct GroupOnCodes;
 
@@ -68,11 +74,15 @@ impl PhysicalOptimizerRule for GroupOnCodes {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            let swapped = node
-                .downcast_ref::<AggregateExec>()
-                .and_then(DictionaryGroupBy::try_new);
+            let swapped =
+                node.downcast_ref::<AggregateExec>()
+                    .and_then(|agg| match CountFromPages::try_new(agg) {
+                        Some(exec) => Some(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                        None => DictionaryGroupBy::try_new(agg)
+                            .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                    });
             Ok(match swapped {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                Some(exec) => Transformed::yes(exec),
                 None => Transformed::no(node),
             })
         })
@@ -567,7 +577,7 @@ impl Groups {
 /// Whether `a` is `count` of a value that is never null (`count(*)` is
 /// planned as `count(1)`): its value per group is the group's row count,
 /// and both its state and its result are that one `Int64`.
-fn counts_rows(a: &AggregateFunctionExpr) -> bool {
+pub(crate) fn counts_rows(a: &AggregateFunctionExpr) -> bool {
     let int64 = |f: &FieldRef| f.data_type() == &DataType::Int64;
     a.fun().name() == "count"
         && !a.expressions().is_empty()

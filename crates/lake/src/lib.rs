@@ -26,6 +26,7 @@ pub mod dict_group;
 pub mod error;
 pub mod keys;
 pub mod merge;
+pub mod page_count;
 pub mod policy;
 pub mod query;
 pub mod record;
