@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row as _, SqlitePool};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::error::{LakeError, Result};
 use crate::record::Record;
 
@@ -54,11 +56,9 @@ CREATE TABLE IF NOT EXISTS channels (
     error_code TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS channels_name ON channels (account, name);
-CREATE TABLE IF NOT EXISTS channel_ids (
-    channel TEXT NOT NULL,
-    id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (channel, id)
+CREATE TABLE IF NOT EXISTS event_keys (
+    key BLOB PRIMARY KEY,
+    event_id BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -388,6 +388,110 @@ fn unique(
     }
 }
 
+/// A key of the per-channel `id` index (`event_keys`): the first 8 bytes
+/// of SHA-256 of the channel ID, so that a channel's keys are one range,
+/// then the first 16 bytes of SHA-256 of the channel ID and the sender's
+/// `id`. With the `eventID` as 16 bytes, a row is about a third of one
+/// holding the three UUIDs as text (the index is most of the catalog: about
+/// 130 B per event before, BENCHMARKS.md). Two `id`s of one channel would
+/// need the same 128-bit hash to be taken for one another: for a channel
+/// with 10^10 events, a chance of about 10^-19.
+type IdKey = [u8; 24];
+
+fn channel_prefix(channel: &str) -> [u8; 8] {
+    let digest = Sha256::digest(channel.as_bytes());
+    digest[..8].try_into().expect("8 bytes")
+}
+
+/// The first key past every key of the channel with `prefix`; `None` when
+/// no key is (a prefix of all ones).
+fn next_prefix(prefix: [u8; 8]) -> Option<Vec<u8>> {
+    u64::from_be_bytes(prefix)
+        .checked_add(1)
+        .map(|next| next.to_be_bytes().to_vec())
+}
+
+fn id_key(channel: &str, id: &str) -> IdKey {
+    let mut key = [0u8; 24];
+    key[..8].copy_from_slice(&channel_prefix(channel));
+    let mut hash = Sha256::new();
+    // Channel IDs are UUIDs: no NUL inside one, so the pair is unambiguous.
+    hash.update(channel.as_bytes());
+    hash.update([0]);
+    hash.update(id.as_bytes());
+    key[8..].copy_from_slice(&hash.finalize()[..16]);
+    key
+}
+
+/// An `eventID` (a UUID the lake made) as its 16 bytes.
+fn event_id_bytes(event_id: &str) -> Result<Vec<u8>> {
+    let id = uuid::Uuid::parse_str(event_id)
+        .map_err(|e| LakeError::Invariant(format!("eventID {event_id:?} is not a UUID: {e}")))?;
+    Ok(id.as_bytes().to_vec())
+}
+
+fn event_id_text(bytes: &[u8]) -> Result<String> {
+    let id = uuid::Uuid::from_slice(bytes)
+        .map_err(|e| LakeError::Invariant(format!("stored eventID is not a UUID: {e}")))?;
+    Ok(id.hyphenated().to_string())
+}
+
+/// Rows per statement when the old `id` index is moved.
+const MIGRATE_ROWS: i64 = 5_000;
+
+/// Catalogs written before 2026-11-27 hold the `id` index as text in
+/// `channel_ids` (channel, id, eventID); moves its rows into `event_keys`
+/// and drops it, in one transaction, a page of rows at a time.
+async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
+    let old: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'channel_ids'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if old.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    let mut after = (String::new(), String::new());
+    let mut moved = 0usize;
+    loop {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT channel, id, event_id FROM channel_ids WHERE (channel, id) > (?, ?) \
+             ORDER BY channel, id LIMIT ?",
+        )
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(MIGRATE_ROWS)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = (last.0.clone(), last.1.clone());
+        for chunk in rows.chunks(400) {
+            let mut sql = String::from("INSERT INTO event_keys (key, event_id) VALUES ");
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            let mut q = sqlx::query(&sql);
+            for (channel, id, event_id) in chunk {
+                q = q
+                    .bind(id_key(channel, id).to_vec())
+                    .bind(event_id_bytes(event_id)?);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        moved += rows.len();
+    }
+    sqlx::query("DROP TABLE channel_ids")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(rows = moved, "moved the id index to its compact form");
+    Ok(())
+}
+
 impl Catalog {
     /// Opens (creating) the catalog in `dir`. Queries that were running when
     /// the process stopped are marked failed: their task is gone.
@@ -405,6 +509,7 @@ impl Catalog {
             .connect_with(options.clone())
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        migrate_id_index(&pool).await?;
         sqlx::query(
             "UPDATE queries SET status = 'FAILED', error = 'The lake restarted while the query ran; start it again.' \
              WHERE status IN ('QUEUED', 'RUNNING')",
@@ -625,8 +730,12 @@ impl Catalog {
     /// Deletes a channel and its `id` index.
     pub async fn delete_channel(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM channel_ids WHERE channel = ?")
-            .bind(id)
+        let prefix = channel_prefix(id);
+        let (from, to) = (prefix.to_vec(), next_prefix(prefix));
+        sqlx::query("DELETE FROM event_keys WHERE key >= ? AND (? IS NULL OR key < ?)")
+            .bind(&from)
+            .bind(&to)
+            .bind(&to)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM channels WHERE id = ?")
@@ -666,24 +775,27 @@ impl Catalog {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let mut fresh = std::collections::HashSet::new();
+        let keys: Vec<IdKey> = entries.iter().map(|e| id_key(channel, &e.id)).collect();
         if !entries.is_empty() {
-            let mut sql = String::from("INSERT INTO channel_ids (channel, id, event_id) VALUES ");
+            let mut sql = String::from("INSERT INTO event_keys (key, event_id) VALUES ");
             for i in 0..entries.len() {
-                sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
             }
-            sql.push_str(" ON CONFLICT DO NOTHING RETURNING id");
+            sql.push_str(" ON CONFLICT DO NOTHING RETURNING key");
             let mut q = sqlx::query(&sql);
-            for e in &entries {
-                q = q.bind(channel).bind(&e.id).bind(&e.record.event_id);
+            for (e, key) in entries.iter().zip(&keys) {
+                q = q
+                    .bind(key.to_vec())
+                    .bind(event_id_bytes(&e.record.event_id)?);
             }
             for row in q.fetch_all(&mut *tx).await? {
-                fresh.insert(row.try_get::<String, _>(0)?);
+                fresh.insert(row.try_get::<Vec<u8>, _>(0)?);
             }
         }
         let mut out = Vec::with_capacity(entries.len());
         let mut to_store = Vec::with_capacity(entries.len());
-        for e in entries {
-            if fresh.contains(&e.id) {
+        for (e, key) in entries.into_iter().zip(keys) {
+            if fresh.contains(key.as_slice()) {
                 out.push(Stored {
                     id: e.id.clone(),
                     event_id: e.record.event_id.clone(),
@@ -691,16 +803,14 @@ impl Catalog {
                 });
                 to_store.push(e.record);
             } else {
-                let event_id: String = sqlx::query_scalar(
-                    "SELECT event_id FROM channel_ids WHERE channel = ? AND id = ?",
-                )
-                .bind(channel)
-                .bind(&e.id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let event_id: Vec<u8> =
+                    sqlx::query_scalar("SELECT event_id FROM event_keys WHERE key = ?")
+                        .bind(key.to_vec())
+                        .fetch_one(&mut *tx)
+                        .await?;
                 out.push(Stored {
                     id: e.id,
-                    event_id,
+                    event_id: event_id_text(&event_id)?,
                     duplicate: true,
                 });
             }
@@ -968,4 +1078,137 @@ async fn insert_files(tx: &mut sqlx::SqliteConnection, files: &[DataFile]) -> Re
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{self, Stamp};
+
+    fn entry(id: &str) -> NewEntry {
+        let stamp = Stamp {
+            account: "123456789012",
+            region: "us-east-1",
+            channel_arn: "arn:aws:cloudtrail:us-east-1:123456789012:channel/c",
+            now_ms: 0,
+        };
+        let data = r#"{"version":"1.0","userIdentity":{"type":"User","principalId":"u-1"},
+            "eventSource":"auditlake","eventName":"org.create","eventTime":"2024-03-01T10:20:30Z",
+            "UID":"e-1","recipientAccountId":"123456789012"}"#;
+        let record = record::build(data, uuid::Uuid::new_v4().to_string(), &stamp).unwrap();
+        NewEntry {
+            id: id.to_owned(),
+            record,
+        }
+    }
+
+    /// `(id, eventID, duplicate)` of each stored entry.
+    async fn ingest(catalog: &Catalog, channel: &str, ids: &[&str]) -> Vec<(String, String, bool)> {
+        let entries = ids.iter().map(|id| entry(id)).collect();
+        catalog
+            .ingest(channel, &[], entries, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.event_id, s.duplicate))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_id_is_stored_once_per_channel_until_the_channel_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        let (a, b) = (
+            "0b5f7c64-8d0e-4a58-9d53-5b6f0a7c1e21",
+            "5e2a9b18-3c4d-4f6e-8a7b-9c0d1e2f3a4b",
+        );
+        let first = ingest(&catalog, a, &["x", "y"]).await;
+        assert!(first.iter().all(|(_, _, dup)| !dup));
+        // A retry answers with the original eventIDs; another channel's
+        // same id is its own event.
+        let again = ingest(&catalog, a, &["y", "x", "z"]).await;
+        assert_eq!(again[0], (first[1].0.clone(), first[1].1.clone(), true));
+        assert_eq!(again[1], (first[0].0.clone(), first[0].1.clone(), true));
+        assert!(!again[2].2);
+        let other = ingest(&catalog, b, &["x"]).await;
+        assert!(!other[0].2);
+
+        // Deleting a channel forgets its ids and only its ids.
+        catalog.delete_channel(a).await.unwrap();
+        assert!(!ingest(&catalog, a, &["x"]).await[0].2);
+        assert_eq!(
+            ingest(&catalog, b, &["x"]).await[0],
+            (other[0].0.clone(), other[0].1.clone(), true)
+        );
+    }
+
+    #[test]
+    fn a_channels_keys_are_one_range() {
+        let prefix = channel_prefix("c");
+        let next = next_prefix(prefix).unwrap();
+        for id in ["", "a", "zzzz", "00000000-0000-0000-0000-000000000000"] {
+            let key = id_key("c", id);
+            assert!(key.as_slice() >= prefix.as_slice() && key.as_slice() < next.as_slice());
+        }
+        assert_eq!(next_prefix([0xff; 8]), None);
+        assert_eq!(
+            next_prefix([0, 0, 0, 0, 0, 0, 0, 0xff]).unwrap(),
+            [0, 0, 0, 0, 0, 0, 1, 0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_catalog_with_the_text_id_index_moves_it_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let channel = "0b5f7c64-8d0e-4a58-9d53-5b6f0a7c1e21";
+        let event_ids: Vec<String> = (0..(MIGRATE_ROWS + 7))
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        {
+            // The catalog as versions before 2026-11-27 left it.
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("catalog.db").display()
+            );
+            let pool = SqlitePool::connect(&url).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE channel_ids (channel TEXT NOT NULL, id TEXT NOT NULL, \
+                 event_id TEXT NOT NULL, PRIMARY KEY (channel, id)) WITHOUT ROWID",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            for (i, event_id) in event_ids.iter().enumerate() {
+                sqlx::query("INSERT INTO channel_ids VALUES (?, ?, ?)")
+                    .bind(channel)
+                    .bind(format!("id-{i}"))
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            pool.close().await;
+        }
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'channel_ids'")
+                .fetch_optional(&catalog.pool)
+                .await
+                .unwrap();
+        assert_eq!(old, None);
+        // Every moved id is a duplicate answering with its eventID, the
+        // first and the last page alike.
+        let last = event_ids.len() - 1;
+        for i in [0, 1, MIGRATE_ROWS as usize, last] {
+            let got = ingest(&catalog, channel, &[&format!("id-{i}")]).await;
+            assert_eq!(got[0].1, event_ids[i], "id-{i}");
+            assert!(got[0].2);
+        }
+        catalog.close().await;
+        // Opening again finds nothing to move.
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        assert!(ingest(&catalog, channel, &["id-3"]).await[0].2);
+    }
 }

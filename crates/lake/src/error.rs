@@ -39,6 +39,10 @@ pub enum LakeError {
     /// Stored JSON could not be decoded.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The catalog holds (or was about to store) a value that breaks one of
+    /// its invariants, such as an `eventID` that is not a UUID.
+    #[error("catalog invariant: {0}")]
+    Invariant(String),
     /// Work moved to a blocking thread panicked.
     #[error("background work: {0}")]
     Task(#[from] tokio::task::JoinError),
