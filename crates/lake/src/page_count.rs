@@ -679,7 +679,8 @@ fn count_chunk(
                 rep_levels_byte_len,
                 ..
             } => {
-                let levels = (def_levels_byte_len + rep_levels_byte_len) as usize;
+                // Summed as usize: corrupt lengths must not overflow.
+                let levels = def_levels_byte_len as usize + rep_levels_byte_len as usize;
                 if levels > buf.len() || num_nulls > num_values {
                     return Err(corrupt("levels past the page's end"));
                 }
@@ -697,10 +698,12 @@ fn count_chunk(
         if dictionary.is_none() {
             return Err(corrupt("dictionary codes before the dictionary page"));
         }
-        let Some(&width) = codes.first() else {
-            return Err(corrupt("an empty data page"));
-        };
-        tally.hybrid(&codes[1..], width, present as usize)?;
+        match codes.first() {
+            Some(&width) => tally.hybrid(&codes[1..], width, present as usize)?,
+            // A page of nulls only needs no codes.
+            None if present == 0 => {}
+            None => return Err(corrupt("an empty data page")),
+        }
         nulls += page_values - present;
         values += page_values;
     }
