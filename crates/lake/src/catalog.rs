@@ -411,9 +411,11 @@ fn next_prefix(prefix: [u8; 8]) -> Option<Vec<u8>> {
         .map(|next| next.to_be_bytes().to_vec())
 }
 
-fn id_key(channel: &str, id: &str) -> IdKey {
+/// The key of `id` in `channel`, whose prefix is `prefix`
+/// ([`channel_prefix`], computed once per call rather than per entry).
+fn id_key(prefix: [u8; 8], channel: &str, id: &str) -> IdKey {
     let mut key = [0u8; 24];
-    key[..8].copy_from_slice(&channel_prefix(channel));
+    key[..8].copy_from_slice(&prefix);
     let mut hash = Sha256::new();
     // Channel IDs are UUIDs: no NUL inside one, so the pair is unambiguous.
     hash.update(channel.as_bytes());
@@ -477,7 +479,7 @@ async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
             let mut q = sqlx::query(&sql);
             for (channel, id, event_id) in chunk {
                 q = q
-                    .bind(id_key(channel, id).to_vec())
+                    .bind(id_key(channel_prefix(channel), channel, id).to_vec())
                     .bind(event_id_bytes(event_id)?);
             }
             q.execute(&mut *tx).await?;
@@ -775,7 +777,11 @@ impl Catalog {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let mut fresh = std::collections::HashSet::new();
-        let keys: Vec<IdKey> = entries.iter().map(|e| id_key(channel, &e.id)).collect();
+        let prefix = channel_prefix(channel);
+        let keys: Vec<IdKey> = entries
+            .iter()
+            .map(|e| id_key(prefix, channel, &e.id))
+            .collect();
         if !entries.is_empty() {
             let mut sql = String::from("INSERT INTO event_keys (key, event_id) VALUES ");
             for i in 0..entries.len() {
@@ -1147,7 +1153,7 @@ mod tests {
         let prefix = channel_prefix("c");
         let next = next_prefix(prefix).unwrap();
         for id in ["", "a", "zzzz", "00000000-0000-0000-0000-000000000000"] {
-            let key = id_key("c", id);
+            let key = id_key(prefix, "c", id);
             assert!(key.as_slice() >= prefix.as_slice() && key.as_slice() < next.as_slice());
         }
         assert_eq!(next_prefix([0xff; 8]), None);

@@ -285,15 +285,25 @@ impl Run {
 
     fn emit(&mut self) -> Result<()> {
         if let Some(batch) = self.groups.emit()? {
-            let rows = batch.num_rows();
-            let mut offset = 0;
-            while offset < rows {
-                let len = self.batch_size.min(rows - offset);
-                self.ready.push_back(batch.slice(offset, len));
-                offset += len;
-            }
+            push_slices(&batch, self.batch_size, &mut self.ready);
         }
         Ok(())
+    }
+}
+
+/// Queues `batch` as slices of at most `batch_size` rows: a stage's groups
+/// come out in one batch, and the stages above expect the session's size.
+pub(crate) fn push_slices(
+    batch: &RecordBatch,
+    batch_size: usize,
+    ready: &mut VecDeque<RecordBatch>,
+) {
+    let rows = batch.num_rows();
+    let mut offset = 0;
+    while offset < rows {
+        let len = batch_size.min(rows - offset);
+        ready.push_back(batch.slice(offset, len));
+        offset += len;
     }
 }
 

@@ -69,7 +69,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, RowGroupMetaData
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use crate::dict_group::counts_rows;
+use crate::dict_group::{counts_rows, push_slices};
 
 /// Files a partition fetches ahead of the one it counts, so that reading
 /// overlaps counting.
@@ -449,13 +449,7 @@ impl Run {
 
     fn emit(&mut self) -> Result<()> {
         if let Some(batch) = self.groups.emit()? {
-            let rows = batch.num_rows();
-            let mut offset = 0;
-            while offset < rows {
-                let len = self.batch_size.min(rows - offset);
-                self.ready.push_back(batch.slice(offset, len));
-                offset += len;
-            }
+            push_slices(&batch, self.batch_size, &mut self.ready);
         }
         Ok(())
     }
