@@ -9,6 +9,7 @@
 //! later and drops it from the buffer in the transaction that lists the
 //! new file.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr as _;
 
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS channels (
     error_code TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS channels_name ON channels (account, name);
-CREATE TABLE IF NOT EXISTS event_keys (
+CREATE TABLE IF NOT EXISTS event_ids (
     key BLOB PRIMARY KEY,
     event_id BLOB NOT NULL
 ) WITHOUT ROWID;
@@ -306,6 +307,8 @@ pub struct Catalog {
     /// lookup of a channel, does not wait for (or hold up) the ingest's
     /// writes.
     reads: SqlitePool,
+    /// Whether `id`s are also looked up in the [`HASHED_INDEX`].
+    hashed_index: bool,
 }
 
 /// Decodes one row.
@@ -388,15 +391,48 @@ fn unique(
     }
 }
 
-/// A key of the per-channel `id` index (`event_keys`): the first 8 bytes
-/// of SHA-256 of the channel ID, so that a channel's keys are one range,
-/// then the first 16 bytes of SHA-256 of the channel ID and the sender's
-/// `id`. With the `eventID` as 16 bytes, a row is about a third of one
-/// holding the three UUIDs as text (the index is most of the catalog: about
-/// 130 B per event before, BENCHMARKS.md). Two `id`s of one channel would
-/// need the same 128-bit hash to be taken for one another: for a channel
-/// with 10^10 events, a chance of about 10^-19.
-type IdKey = [u8; 24];
+/// A key of the per-channel `id` index (`event_ids`). It starts with 8
+/// bytes of SHA-256 of the channel ID, so that a channel's keys are one
+/// range (deleting a channel deletes the range), then a tag and the `id`:
+///
+/// - a UUID in its canonical text form (the forwarder's ids, and what most
+///   senders send): tag [`UUID_ID`] and its 16 bytes;
+/// - any other `id` of at most [`RAW_ID_MAX`] bytes: tag [`RAW_ID`] and
+///   the `id` itself;
+/// - a longer one: tag [`HASHED_ID`] and the first 16 bytes of SHA-256 of
+///   the channel ID and the `id`. Two such `id`s of one channel would need
+///   the same 128-bit hash to be taken for one another: for a channel with
+///   10^10 events, a chance of about 10^-19.
+///
+/// The tags keep the three kinds apart, so no two `id`s share a key but
+/// through that hash. With the `eventID` as 16 bytes a row is about a third
+/// of one holding the three UUIDs as text (the index is most of the
+/// catalog). Keys keep the order of `id`s that come in order (time-ordered
+/// UUIDs, counters), so each call's new keys land on the last pages of the
+/// B-tree. Hashing every `id` (the catalog did for a day, see
+/// [`HASHED_INDEX`]) scattered a call's keys over the whole tree, and each
+/// commit rewrote about a page per entry into the WAL: ingest ran at 60% of
+/// the speed (BENCHMARKS.md).
+#[derive(Clone, Copy)]
+struct IdKey {
+    bytes: [u8; 8 + 1 + RAW_ID_MAX],
+    len: usize,
+}
+
+impl IdKey {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Tag of an `id` that is a UUID in canonical (lowercase, hyphenated) text.
+const UUID_ID: u8 = 0;
+/// Tag of a short `id` kept as itself.
+const RAW_ID: u8 = 1;
+/// Tag of a long `id` kept as a hash.
+const HASHED_ID: u8 = 2;
+/// The longest `id` (in bytes) kept as itself: its key is then 32 bytes.
+const RAW_ID_MAX: usize = 23;
 
 fn channel_prefix(channel: &str) -> [u8; 8] {
     let digest = Sha256::digest(channel.as_bytes());
@@ -411,17 +447,61 @@ fn next_prefix(prefix: [u8; 8]) -> Option<Vec<u8>> {
         .map(|next| next.to_be_bytes().to_vec())
 }
 
-/// The key of `id` in `channel`, whose prefix is `prefix`
-/// ([`channel_prefix`], computed once per call rather than per entry).
-fn id_key(prefix: [u8; 8], channel: &str, id: &str) -> IdKey {
-    let mut key = [0u8; 24];
-    key[..8].copy_from_slice(&prefix);
+/// The first 16 bytes of SHA-256 of `channel`, NUL, `id`.
+fn id_hash(channel: &str, id: &str) -> [u8; 16] {
     let mut hash = Sha256::new();
     // Channel IDs are UUIDs: no NUL inside one, so the pair is unambiguous.
     hash.update(channel.as_bytes());
     hash.update([0]);
     hash.update(id.as_bytes());
-    key[8..].copy_from_slice(&hash.finalize()[..16]);
+    hash.finalize()[..16].try_into().expect("16 bytes")
+}
+
+/// `id` if it is a UUID written the one canonical way, so that the 16 bytes
+/// stand for exactly one `id` string.
+fn canonical_uuid(id: &str) -> Option<uuid::Uuid> {
+    if id.len() != uuid::fmt::Hyphenated::LENGTH {
+        return None;
+    }
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (uuid.hyphenated().encode_lower(&mut text).as_bytes() == id.as_bytes()).then_some(uuid)
+}
+
+/// The key of `id` in `channel`, whose prefix is `prefix`
+/// ([`channel_prefix`], computed once per call rather than per entry).
+fn id_key(prefix: [u8; 8], channel: &str, id: &str) -> IdKey {
+    let mut key = IdKey {
+        bytes: [0; 8 + 1 + RAW_ID_MAX],
+        len: 0,
+    };
+    key.bytes[..8].copy_from_slice(&prefix);
+    key.len = if let Some(uuid) = canonical_uuid(id) {
+        key.bytes[8] = UUID_ID;
+        key.bytes[9..25].copy_from_slice(uuid.as_bytes());
+        25
+    } else if id.len() <= RAW_ID_MAX {
+        key.bytes[8] = RAW_ID;
+        key.bytes[9..9 + id.len()].copy_from_slice(id.as_bytes());
+        9 + id.len()
+    } else {
+        key.bytes[8] = HASHED_ID;
+        key.bytes[9..25].copy_from_slice(&id_hash(channel, id));
+        25
+    };
+    key
+}
+
+/// The index of catalogs written on 2026-11-27 (before `event_ids`): the
+/// same rows, but every key hashed (`prefix` and [`id_hash`], 24 bytes), so
+/// its `id`s cannot be moved over. A catalog that has rows in it keeps it
+/// and looks there too, so that a retry of an event stored before the
+/// upgrade is still answered as a duplicate.
+const HASHED_INDEX: &str = "event_keys";
+
+fn hashed_key(prefix: [u8; 8], channel: &str, id: &str) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&id_hash(channel, id));
     key
 }
 
@@ -442,7 +522,7 @@ fn event_id_text(bytes: &[u8]) -> Result<String> {
 const MIGRATE_ROWS: i64 = 5_000;
 
 /// Catalogs written before 2026-11-27 hold the `id` index as text in
-/// `channel_ids` (channel, id, eventID); moves its rows into `event_keys`
+/// `channel_ids` (channel, id, eventID); moves its rows into `event_ids`
 /// and drops it, in one transaction, a page of rows at a time.
 async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
     let old: Option<String> = sqlx::query_scalar(
@@ -471,7 +551,7 @@ async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
         };
         after = (last.0.clone(), last.1.clone());
         for chunk in rows.chunks(400) {
-            let mut sql = String::from("INSERT INTO event_keys (key, event_id) VALUES ");
+            let mut sql = String::from("INSERT INTO event_ids (key, event_id) VALUES ");
             for i in 0..chunk.len() {
                 sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
             }
@@ -479,7 +559,11 @@ async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
             let mut q = sqlx::query(&sql);
             for (channel, id, event_id) in chunk {
                 q = q
-                    .bind(id_key(channel_prefix(channel), channel, id).to_vec())
+                    .bind(
+                        id_key(channel_prefix(channel), channel, id)
+                            .as_slice()
+                            .to_vec(),
+                    )
                     .bind(event_id_bytes(event_id)?);
             }
             q.execute(&mut *tx).await?;
@@ -492,6 +576,28 @@ async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
     tx.commit().await?;
     tracing::info!(rows = moved, "moved the id index to its compact form");
     Ok(())
+}
+
+/// Whether the catalog has rows in the [`HASHED_INDEX`]; drops the table
+/// when it is empty.
+async fn hashed_index_in_use(pool: &SqlitePool) -> Result<bool> {
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(HASHED_INDEX)
+            .fetch_optional(pool)
+            .await?;
+    if table.is_none() {
+        return Ok(false);
+    }
+    let rows: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {HASHED_INDEX} LIMIT 1"))
+        .fetch_optional(pool)
+        .await?;
+    if rows.is_none() {
+        sqlx::query(&format!("DROP TABLE {HASHED_INDEX}"))
+            .execute(pool)
+            .await?;
+    }
+    Ok(rows.is_some())
 }
 
 impl Catalog {
@@ -512,6 +618,7 @@ impl Catalog {
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         migrate_id_index(&pool).await?;
+        let hashed_index = hashed_index_in_use(&pool).await?;
         sqlx::query(
             "UPDATE queries SET status = 'FAILED', error = 'The lake restarted while the query ran; start it again.' \
              WHERE status IN ('QUEUED', 'RUNNING')",
@@ -524,7 +631,11 @@ impl Catalog {
             .max_connections(READ_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { pool, reads })
+        Ok(Self {
+            pool,
+            reads,
+            hashed_index,
+        })
     }
 
     /// Closes the database.
@@ -734,12 +845,21 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         let prefix = channel_prefix(id);
         let (from, to) = (prefix.to_vec(), next_prefix(prefix));
-        sqlx::query("DELETE FROM event_keys WHERE key >= ? AND (? IS NULL OR key < ?)")
+        let tables: &[&str] = if self.hashed_index {
+            &["event_ids", HASHED_INDEX]
+        } else {
+            &["event_ids"]
+        };
+        for table in tables {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE key >= ? AND (? IS NULL OR key < ?)"
+            ))
             .bind(&from)
             .bind(&to)
             .bind(&to)
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query("DELETE FROM channels WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -776,23 +896,32 @@ impl Catalog {
     ) -> Result<Vec<Stored>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let mut fresh = std::collections::HashSet::new();
         let prefix = channel_prefix(channel);
         let keys: Vec<IdKey> = entries
             .iter()
             .map(|e| id_key(prefix, channel, &e.id))
             .collect();
+        // eventIDs of entries stored before the upgrade to `event_ids`.
+        let earlier = if self.hashed_index {
+            self.hashed_index_hits(&mut tx, prefix, channel, &entries)
+                .await?
+        } else {
+            HashMap::new()
+        };
+        let mut fresh = HashSet::new();
         if !entries.is_empty() {
-            let mut sql = String::from("INSERT INTO event_keys (key, event_id) VALUES ");
+            let mut sql = String::from("INSERT INTO event_ids (key, event_id) VALUES ");
             for i in 0..entries.len() {
                 sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
             }
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING key");
             let mut q = sqlx::query(&sql);
             for (e, key) in entries.iter().zip(&keys) {
-                q = q
-                    .bind(key.to_vec())
-                    .bind(event_id_bytes(&e.record.event_id)?);
+                let event_id = match earlier.get(e.id.as_str()) {
+                    Some(earlier) => earlier.clone(),
+                    None => event_id_bytes(&e.record.event_id)?,
+                };
+                q = q.bind(key.as_slice().to_vec()).bind(event_id);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 fresh.insert(row.try_get::<Vec<u8>, _>(0)?);
@@ -801,7 +930,13 @@ impl Catalog {
         let mut out = Vec::with_capacity(entries.len());
         let mut to_store = Vec::with_capacity(entries.len());
         for (e, key) in entries.into_iter().zip(keys) {
-            if fresh.contains(key.as_slice()) {
+            if let Some(event_id) = earlier.get(e.id.as_str()) {
+                out.push(Stored {
+                    event_id: event_id_text(event_id)?,
+                    id: e.id,
+                    duplicate: true,
+                });
+            } else if fresh.contains(key.as_slice()) {
                 out.push(Stored {
                     id: e.id.clone(),
                     event_id: e.record.event_id.clone(),
@@ -810,8 +945,8 @@ impl Catalog {
                 to_store.push(e.record);
             } else {
                 let event_id: Vec<u8> =
-                    sqlx::query_scalar("SELECT event_id FROM event_keys WHERE key = ?")
-                        .bind(key.to_vec())
+                    sqlx::query_scalar("SELECT event_id FROM event_ids WHERE key = ?")
+                        .bind(key.as_slice())
                         .fetch_one(&mut *tx)
                         .await?;
                 out.push(Stored {
@@ -858,6 +993,37 @@ impl Catalog {
         .await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// The stored eventIDs of those `entries` of `channel` that the
+    /// [`HASHED_INDEX`] holds, by `id`.
+    async fn hashed_index_hits(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        prefix: [u8; 8],
+        channel: &str,
+        entries: &[NewEntry],
+    ) -> Result<HashMap<String, Vec<u8>>> {
+        let mut by_key: HashMap<Vec<u8>, &str> = entries
+            .iter()
+            .map(|e| (hashed_key(prefix, channel, &e.id), e.id.as_str()))
+            .collect();
+        let mut hits = HashMap::new();
+        if by_key.is_empty() {
+            return Ok(hits);
+        }
+        let marks = vec!["?"; by_key.len()].join(", ");
+        let sql = format!("SELECT key, event_id FROM {HASHED_INDEX} WHERE key IN ({marks})");
+        let mut q = sqlx::query_as::<_, (Vec<u8>, Vec<u8>)>(&sql);
+        for key in by_key.keys() {
+            q = q.bind(key.clone());
+        }
+        for (key, event_id) in q.fetch_all(&mut *tx).await? {
+            if let Some(id) = by_key.remove(&key) {
+                hits.insert(id.to_owned(), event_id);
+            }
+        }
+        Ok(hits)
     }
 
     /// Up to `limit` buffered records of a store, oldest first, with the
@@ -1128,14 +1294,23 @@ mod tests {
             "0b5f7c64-8d0e-4a58-9d53-5b6f0a7c1e21",
             "5e2a9b18-3c4d-4f6e-8a7b-9c0d1e2f3a4b",
         );
-        let first = ingest(&catalog, a, &["x", "y"]).await;
+        // One id of each kind of key: short, a canonical UUID, long.
+        let (uuid, long) = (
+            "01937a4e-2f6b-7c3d-9e8f-0a1b2c3d4e5f",
+            "an-id-longer-than-twenty-three-bytes",
+        );
+        let first = ingest(&catalog, a, &["x", "y", uuid, long]).await;
         assert!(first.iter().all(|(_, _, dup)| !dup));
         // A retry answers with the original eventIDs; another channel's
         // same id is its own event.
-        let again = ingest(&catalog, a, &["y", "x", "z"]).await;
-        assert_eq!(again[0], (first[1].0.clone(), first[1].1.clone(), true));
-        assert_eq!(again[1], (first[0].0.clone(), first[0].1.clone(), true));
-        assert!(!again[2].2);
+        let again = ingest(&catalog, a, &[long, "y", "x", "z", uuid]).await;
+        assert_eq!(again[0], (first[3].0.clone(), first[3].1.clone(), true));
+        assert_eq!(again[1], (first[1].0.clone(), first[1].1.clone(), true));
+        assert_eq!(again[2], (first[0].0.clone(), first[0].1.clone(), true));
+        assert!(!again[3].2);
+        assert_eq!(again[4], (first[2].0.clone(), first[2].1.clone(), true));
+        // The same UUID in capitals is another id.
+        assert!(!ingest(&catalog, a, &[&uuid.to_uppercase()]).await[0].2);
         let other = ingest(&catalog, b, &["x"]).await;
         assert!(!other[0].2);
 
@@ -1152,7 +1327,14 @@ mod tests {
     fn a_channels_keys_are_one_range() {
         let prefix = channel_prefix("c");
         let next = next_prefix(prefix).unwrap();
-        for id in ["", "a", "zzzz", "00000000-0000-0000-0000-000000000000"] {
+        for id in [
+            "",
+            "a",
+            "zzzz",
+            "00000000-0000-0000-0000-000000000000",
+            "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+            &"z".repeat(128),
+        ] {
             let key = id_key(prefix, "c", id);
             assert!(key.as_slice() >= prefix.as_slice() && key.as_slice() < next.as_slice());
         }
@@ -1161,6 +1343,113 @@ mod tests {
             next_prefix([0, 0, 0, 0, 0, 0, 0, 0xff]).unwrap(),
             [0, 0, 0, 0, 0, 0, 1, 0]
         );
+    }
+
+    #[test]
+    fn keys_keep_the_order_of_ids_that_come_in_order() {
+        let prefix = channel_prefix("c");
+        let key = |id: &str| id_key(prefix, "c", id).as_slice().to_vec();
+        // Time-ordered UUIDs (the forwarder's ids) and counters: each
+        // call's new keys follow the last ones instead of scattering over
+        // the index (the cost the hashed index had, BENCHMARKS.md).
+        let uuids: Vec<String> = (0..100).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+        let counters: Vec<String> = (100_000..100_100).map(|n| format!("e{n}")).collect();
+        for ids in [&uuids, &counters] {
+            let keys: Vec<Vec<u8>> = ids.iter().map(|id| key(id)).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        }
+        assert_eq!(key(&uuids[0]).len(), 25);
+        assert_eq!(
+            key(&uuids[0])[8..],
+            [
+                &[UUID_ID][..],
+                uuid::Uuid::parse_str(&uuids[0]).unwrap().as_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(key("e100000")[8..], *b"\x01e100000");
+    }
+
+    #[test]
+    fn ids_of_different_kinds_never_share_a_key() {
+        let prefix = channel_prefix("c");
+        let lower = "01937a4e-2f6b-7c3d-9e8f-0a1b2c3d4e5f";
+        let ids = [
+            lower.to_owned(),
+            lower.to_uppercase(),
+            lower.replace('-', ""),
+            format!("{{{lower}}}"),
+            "x".repeat(RAW_ID_MAX),
+            "x".repeat(RAW_ID_MAX + 1),
+            "x".repeat(RAW_ID_MAX + 2),
+        ];
+        let keys: HashSet<Vec<u8>> = ids
+            .iter()
+            .map(|id| id_key(prefix, "c", id).as_slice().to_vec())
+            .collect();
+        assert_eq!(keys.len(), ids.len());
+        let tags: Vec<u8> = ids
+            .iter()
+            .map(|id| id_key(prefix, "c", id).as_slice()[8])
+            .collect();
+        assert_eq!(
+            tags,
+            [UUID_ID, HASHED_ID, HASHED_ID, HASHED_ID, RAW_ID, HASHED_ID, HASHED_ID]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_catalog_with_the_hashed_id_index_still_answers_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            "0b5f7c64-8d0e-4a58-9d53-5b6f0a7c1e21",
+            "5e2a9b18-3c4d-4f6e-8a7b-9c0d1e2f3a4b",
+        );
+        let earlier = uuid::Uuid::new_v4();
+        {
+            // The catalog as the version of 2026-11-27 left it: an id of
+            // channel `a` in the hashed index.
+            let catalog = Catalog::open(dir.path()).await.unwrap();
+            sqlx::raw_sql(&format!(
+                "CREATE TABLE {HASHED_INDEX} (key BLOB PRIMARY KEY, event_id BLOB NOT NULL) WITHOUT ROWID"
+            ))
+            .execute(&catalog.pool)
+            .await
+            .unwrap();
+            sqlx::query(&format!("INSERT INTO {HASHED_INDEX} VALUES (?, ?)"))
+                .bind(hashed_key(channel_prefix(a), a, "x"))
+                .bind(earlier.as_bytes().to_vec())
+                .execute(&catalog.pool)
+                .await
+                .unwrap();
+            catalog.close().await;
+        }
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        assert!(catalog.hashed_index);
+        // Its retry is a duplicate with the stored eventID, the first time
+        // and after (when `event_ids` holds it too); other ids are new.
+        for _ in 0..2 {
+            let got = ingest(&catalog, a, &["y", "x"]).await;
+            assert_eq!(got[1], ("x".to_owned(), earlier.to_string(), true));
+        }
+        assert!(!ingest(&catalog, b, &["x"]).await[0].2);
+        // Deleting the channel forgets it there too.
+        catalog.delete_channel(a).await.unwrap();
+        let got = ingest(&catalog, a, &["x"]).await;
+        assert!(!got[0].2);
+        assert_ne!(got[0].1, earlier.to_string());
+        catalog.close().await;
+
+        // Emptied by that, the table is dropped on open.
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        assert!(!catalog.hashed_index);
+        let left: Option<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = ?")
+                .bind(HASHED_INDEX)
+                .fetch_optional(&catalog.pool)
+                .await
+                .unwrap();
+        assert_eq!(left, None);
     }
 
     #[tokio::test]
