@@ -14,7 +14,9 @@ use std::path::Path;
 use std::str::FromStr as _;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Row as _, SqlitePool};
 
 use sha2::{Digest as _, Sha256};
@@ -600,6 +602,21 @@ async fn hashed_index_in_use(pool: &SqlitePool) -> Result<bool> {
     Ok(rows.is_some())
 }
 
+/// `PRAGMA auto_vacuum`'s value for `INCREMENTAL`.
+const INCREMENTAL_VACUUM: i64 = 2;
+
+/// Free pages the catalog keeps for the next burst of ingest (8 MiB of 4
+/// KiB pages) rather than giving them back to the file system.
+const KEEP_FREE_PAGES: i64 = 2_048;
+
+/// Pages given back per statement: about 20 ms of the one writing
+/// connection, so that ingest calls get it between steps.
+const RECLAIM_STEP: i64 = 1_024;
+
+/// Bytes the WAL file is cut back to after a checkpoint (SQLite keeps it
+/// at its largest size otherwise).
+const WAL_SIZE_LIMIT: i64 = 16 << 20;
+
 impl Catalog {
     /// Opens (creating) the catalog in `dir`. Queries that were running when
     /// the process stopped are marked failed: their task is gone.
@@ -611,12 +628,27 @@ impl Catalog {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(5));
         // One writing connection: writes are serialised anyway, and it
-        // keeps the ingest path free of lock retries.
+        // keeps the ingest path free of lock retries. The file settings are
+        // the writer's: a read-only connection may not set them.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .auto_vacuum(SqliteAutoVacuum::Incremental)
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string()),
+            )
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&pool)
+            .await?;
+        if vacuum != INCREMENTAL_VACUUM {
+            // A catalog made before it was set: the setting takes effect
+            // only through a VACUUM, which rewrites the file once.
+            tracing::info!("rewriting the catalog once so that it can give back free pages");
+            sqlx::query("VACUUM").execute(&pool).await?;
+        }
         migrate_id_index(&pool).await?;
         let hashed_index = hashed_index_in_use(&pool).await?;
         sqlx::query(
@@ -1075,6 +1107,32 @@ impl Catalog {
         Ok(())
     }
 
+    /// Gives free pages beyond [`KEEP_FREE_PAGES`] back to the file
+    /// system, [`RECLAIM_STEP`] at a time; returns how many. The ingest
+    /// buffer is most of the catalog's writes: a burst grows the file by
+    /// about a kilobyte per buffered event, and flushing it to Parquet
+    /// frees those pages, which without this the file would keep.
+    pub async fn reclaim_free_pages(&self) -> Result<i64> {
+        let mut first = None;
+        let mut last = i64::MAX;
+        loop {
+            let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+                .fetch_one(&self.pool)
+                .await?;
+            let first = *first.get_or_insert(free);
+            let step = (free - KEEP_FREE_PAGES).min(RECLAIM_STEP);
+            // Stops too when a step gave nothing back (an ingest call may
+            // have taken the free pages meanwhile).
+            if step <= 0 || free >= last {
+                return Ok((first - free).max(0));
+            }
+            last = free;
+            sqlx::query(&format!("PRAGMA incremental_vacuum({step})"))
+                .execute(&self.pool)
+                .await?;
+        }
+    }
+
     /// Replaces `old` files with `new` ones at once (compaction).
     pub async fn swap_files(&self, old: &[DataFile], new: &[DataFile]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -1450,6 +1508,84 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(left, None);
+    }
+
+    async fn pragma(catalog: &Catalog, name: &str) -> i64 {
+        sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(&catalog.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_flushed_burst_gives_its_pages_back_but_a_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        assert_eq!(pragma(&catalog, "auto_vacuum").await, INCREMENTAL_VACUUM);
+        // A burst of buffered records (about 24 MiB), then their flush.
+        sqlx::raw_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) \
+             INSERT INTO pending (store, record) SELECT 's', hex(randomblob(1000)) FROM n",
+        )
+        .execute(&catalog.pool)
+        .await
+        .unwrap();
+        catalog.commit_flush("s", i64::MAX, &[]).await.unwrap();
+        let (pages, free) = (
+            pragma(&catalog, "page_count").await,
+            pragma(&catalog, "freelist_count").await,
+        );
+        assert!(free > KEEP_FREE_PAGES + 2 * RECLAIM_STEP, "{free}");
+
+        let given = catalog.reclaim_free_pages().await.unwrap();
+        // What is left is the reserve, give or take the few pages a last
+        // small step could not free (SQLite frees "up to" the count asked).
+        let (now_free, now_pages) = (
+            pragma(&catalog, "freelist_count").await,
+            pragma(&catalog, "page_count").await,
+        );
+        assert!(
+            (KEEP_FREE_PAGES..KEEP_FREE_PAGES + 16).contains(&now_free),
+            "{now_free}"
+        );
+        assert_eq!(given, free - now_free);
+        // The pointer-map pages of the freed pages go with them.
+        assert!((given..given + 16).contains(&(pages - now_pages)));
+        // Nothing more to give: the reserve stays.
+        assert!(catalog.reclaim_free_pages().await.unwrap() < 16);
+        let page_size = pragma(&catalog, "page_size").await;
+        // The file itself is that much smaller once the WAL is folded in.
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&catalog.pool)
+            .await
+            .unwrap();
+        assert_eq!(busy, 0);
+        let size = std::fs::metadata(dir.path().join("catalog.db"))
+            .unwrap()
+            .len() as i64;
+        assert_eq!(size, now_pages * page_size);
+    }
+
+    #[tokio::test]
+    async fn a_catalog_made_without_incremental_vacuum_is_rewritten_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("catalog.db").display()
+            );
+            let pool = SqlitePool::connect(&url).await.unwrap();
+            sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
+            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, 0);
+            pool.close().await;
+        }
+        let catalog = Catalog::open(dir.path()).await.unwrap();
+        assert_eq!(pragma(&catalog, "auto_vacuum").await, INCREMENTAL_VACUUM);
+        assert!(!ingest(&catalog, "c", &["x"]).await[0].2);
     }
 
     #[tokio::test]

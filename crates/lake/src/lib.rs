@@ -226,6 +226,10 @@ impl Lake {
                 self.storage().delete_files(&expired).await;
             }
         }
+        let pages = self.catalog().reclaim_free_pages().await?;
+        if pages > 0 {
+            tracing::debug!(pages, "gave the catalog's free pages back");
+        }
         Ok(())
     }
 
