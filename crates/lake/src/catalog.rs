@@ -1107,8 +1107,8 @@ impl Catalog {
         Ok(())
     }
 
-    /// Gives free pages beyond [`KEEP_FREE_PAGES`] back to the file
-    /// system, [`RECLAIM_STEP`] at a time; returns how many. The ingest
+    /// Gives free pages beyond a reserve of 8 MiB back to the file
+    /// system, 4 MiB at a time; returns how many. The ingest
     /// buffer is most of the catalog's writes: a burst grows the file by
     /// about a kilobyte per buffered event, and flushing it to Parquet
     /// frees those pages, which without this the file would keep.
