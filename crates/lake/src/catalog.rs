@@ -1113,24 +1113,32 @@ impl Catalog {
     /// about a kilobyte per buffered event, and flushing it to Parquet
     /// frees those pages, which without this the file would keep.
     pub async fn reclaim_free_pages(&self) -> Result<i64> {
-        let mut first = None;
-        let mut last = i64::MAX;
+        let first = self.free_pages().await?;
+        let mut free = first;
         loop {
-            let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
-                .fetch_one(&self.pool)
-                .await?;
-            let first = *first.get_or_insert(free);
             let step = (free - KEEP_FREE_PAGES).min(RECLAIM_STEP);
-            // Stops too when a step gave nothing back (an ingest call may
-            // have taken the free pages meanwhile).
-            if step <= 0 || free >= last {
-                return Ok((first - free).max(0));
+            if step <= 0 {
+                break;
             }
-            last = free;
             sqlx::query(&format!("PRAGMA incremental_vacuum({step})"))
                 .execute(&self.pool)
                 .await?;
+            let now = self.free_pages().await?;
+            // SQLite frees "up to" the count asked: a step that gave
+            // nothing back ends the pass.
+            let stuck = now >= free;
+            free = now;
+            if stuck {
+                break;
+            }
         }
+        Ok((first - free).max(0))
+    }
+
+    async fn free_pages(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Replaces `old` files with `new` ones at once (compaction).
