@@ -527,12 +527,7 @@ const MIGRATE_ROWS: i64 = 5_000;
 /// `channel_ids` (channel, id, eventID); moves its rows into `event_ids`
 /// and drops it, in one transaction, a page of rows at a time.
 async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
-    let old: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'channel_ids'",
-    )
-    .fetch_optional(pool)
-    .await?;
-    if old.is_none() {
+    if !has_table(pool, "channel_ids").await? {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
@@ -580,15 +575,20 @@ async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
+/// Whether the catalog has a table called `name`.
+async fn has_table(pool: &SqlitePool, name: &str) -> Result<bool> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Whether the catalog has rows in the [`HASHED_INDEX`]; drops the table
 /// when it is empty.
 async fn hashed_index_in_use(pool: &SqlitePool) -> Result<bool> {
-    let table: Option<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
-            .bind(HASHED_INDEX)
-            .fetch_optional(pool)
-            .await?;
-    if table.is_none() {
+    if !has_table(pool, HASHED_INDEX).await? {
         return Ok(false);
     }
     let rows: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {HASHED_INDEX} LIMIT 1"))
@@ -640,17 +640,18 @@ impl Catalog {
             )
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        migrate_id_index(&pool).await?;
+        let hashed_index = hashed_index_in_use(&pool).await?;
         let vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
             .fetch_one(&pool)
             .await?;
         if vacuum != INCREMENTAL_VACUUM {
             // A catalog made before it was set: the setting takes effect
-            // only through a VACUUM, which rewrites the file once.
+            // only through a VACUUM, which rewrites the file once. After
+            // the migrations above, so that it rewrites only what they kept.
             tracing::info!("rewriting the catalog once so that it can give back free pages");
             sqlx::query("VACUUM").execute(&pool).await?;
         }
-        migrate_id_index(&pool).await?;
-        let hashed_index = hashed_index_in_use(&pool).await?;
         sqlx::query(
             "UPDATE queries SET status = 'FAILED', error = 'The lake restarted while the query ran; start it again.' \
              WHERE status IN ('QUEUED', 'RUNNING')",
