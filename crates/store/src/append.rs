@@ -292,6 +292,13 @@ pub(crate) async fn begin_locked(
     })
 }
 
+/// [`begin_locked`] on PostgreSQL's own driver, for the group-commit writer.
+pub(crate) async fn begin_locked_pg(
+    pool: &sqlx::PgPool,
+) -> Result<Transaction<'static, sqlx::Postgres>, StoreError> {
+    Ok(pool.begin_with(BEGIN_LOCKED_PG.as_str()).await?)
+}
+
 /// Takes the append lock for the rest of the transaction behind `conn`
 /// (PostgreSQL; on SQLite the single write connection is the lock). Taking
 /// it again in the same transaction is harmless.
@@ -429,38 +436,6 @@ impl Store {
                 .try_get("head")?,
         )
     }
-}
-
-pub(crate) async fn events_by_id(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, AuditEvent>, StoreError> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(INSERT_CHUNK) {
-        let sql = match backend {
-            Backend::Sqlite => format!(
-                "SELECT {} FROM audit_events WHERE id IN {}",
-                rows::EVENT_COLS,
-                placeholders(backend, 1, chunk.len(), 1)
-            ),
-            // Not an IN list: see `batch::prefetch_pg`.
-            Backend::Postgres => format!(
-                "SELECT {} FROM (VALUES {}) AS v(vid) JOIN audit_events ON id = v.vid",
-                rows::EVENT_COLS,
-                placeholders(backend, chunk.len(), 1, 1)
-            ),
-        };
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id.to_string());
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            let e = rows::event(&row)?;
-            out.insert(e.id, e);
-        }
-    }
-    Ok(out)
 }
 
 /// `rows` groups of `cols` placeholders, `(..),(..)`, numbered from

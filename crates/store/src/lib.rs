@@ -4,14 +4,17 @@
 //!
 //! - [`Store`]: one interface over two backends, SQLite (the embedded
 //!   default, WAL mode) and PostgreSQL. Both run the same SQL through sqlx's
-//!   `Any` driver; only the migrations and connection set-up differ.
+//!   `Any` driver; only the migrations, connection set-up and the
+//!   group-commit writer's bulk writes differ.
 //! - `tenants`: users, groups, orgs, memberships, each change written with
 //!   its audit event in one transaction.
 //! - `tokens`: personal API tokens, stored as SHA-256 hashes.
 //! - `sessions`: dashboard sign-in sessions, stored the same way, and
 //!   local users' passwords (argon2id).
 //! - `append`: the single path that writes audit events, with the ordering
-//!   invariant readers rely on.
+//!   invariant readers rely on; `writer` and `batch`: the group commit that
+//!   stand-alone appends and ingests go through (on PostgreSQL over a
+//!   native connection, for binary `COPY`: `pg_copy`).
 //! - `chain`: the per-tenant hash chain over the log, and its verification.
 //! - `search`: audit-log queries with stable keyset cursors.
 //! - `integrations`: cloud event integrations, their durable delivery
@@ -26,6 +29,7 @@ mod batch;
 mod chain;
 mod error;
 mod integrations;
+mod pg_copy;
 mod rows;
 mod search;
 mod sessions;
@@ -39,6 +43,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
 pub use append::{IngestAccess, IngestItem, IngestOutcome};
@@ -69,6 +74,8 @@ pub struct Store {
     /// Writers. On SQLite a single connection, so writes never contend for
     /// the database lock; on PostgreSQL the same pool as `read`.
     write: AnyPool,
+    /// PostgreSQL: the group-commit writer's own connection (see `writer`).
+    writer_pool: Option<sqlx::PgPool>,
     backend: Backend,
     /// The group-commit writer for stand-alone appends (see `writer`).
     writer: tokio::sync::mpsc::Sender<writer::Job>,
@@ -181,8 +188,12 @@ impl Store {
                 let appended = appended_signal();
                 Store {
                     read,
-                    writer: writer::spawn(write.clone(), backend, appended.clone()),
+                    writer: writer::spawn(
+                        writer::WritePool::Sqlite(write.clone()),
+                        appended.clone(),
+                    ),
                     write,
+                    writer_pool: None,
                     backend,
                     appended,
                 }
@@ -197,11 +208,25 @@ impl Store {
                     .await?;
                 migrator(backend).run(&pool).await?;
                 chain::backfill(&pool, backend).await?;
+                // One writer task: a second connection would only wait
+                // for the append lock.
+                let writer_pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(PgConnectOptions::from_str(url)?.log_slow_statements(
+                        tracing::log::LevelFilter::Warn,
+                        Duration::from_secs(1),
+                    ))
+                    .await?;
                 let appended = appended_signal();
                 Store {
                     read: pool.clone(),
-                    writer: writer::spawn(pool.clone(), backend, appended.clone()),
+                    writer: writer::spawn(
+                        writer::WritePool::Postgres(writer_pool.clone()),
+                        appended.clone(),
+                    ),
                     write: pool,
+                    writer_pool: Some(writer_pool),
                     backend,
                     appended,
                 }
@@ -217,6 +242,9 @@ impl Store {
 
     /// Closes every connection, waiting for running statements.
     pub async fn close(&self) {
+        if let Some(pool) = &self.writer_pool {
+            pool.close().await;
+        }
         self.write.close().await;
         self.read.close().await;
     }

@@ -1,19 +1,31 @@
-//! Decoding rows of the `Any` driver into domain types. IDs are stored as
-//! text and times as epoch microseconds so both backends share one SQL.
+//! Decoding rows into domain types: the `Any` driver's, and for the
+//! group-commit writer PostgreSQL's own. IDs are stored as text and times
+//! as epoch microseconds so both backends share one SQL.
 
 use auditlake_core::{AuditEvent, Group, Org, Token, User};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
 use crate::StoreError;
 
-pub(crate) fn uuid(row: &AnyRow, col: &str) -> Result<Uuid, StoreError> {
+// The functions below decode rows of either driver: the `Any` driver's, and
+// PostgreSQL's own, which the group-commit writer uses.
+
+pub(crate) fn uuid<R: Row>(row: &R, col: &str) -> Result<Uuid, StoreError>
+where
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|_| StoreError::Corrupt(format!("{col} = {s:?} is not a UUID")))
 }
 
-pub(crate) fn opt_uuid(row: &AnyRow, col: &str) -> Result<Option<Uuid>, StoreError> {
+pub(crate) fn opt_uuid<R: Row>(row: &R, col: &str) -> Result<Option<Uuid>, StoreError>
+where
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
     let s: Option<String> = row.try_get(col)?;
     s.map(|s| {
         Uuid::parse_str(&s).map_err(|_| StoreError::Corrupt(format!("{col} = {s:?} is not a UUID")))
@@ -24,7 +36,12 @@ pub(crate) fn opt_uuid(row: &AnyRow, col: &str) -> Result<Option<Uuid>, StoreErr
 pub(crate) const EVENT_COLS: &str =
     "seq, id, created_us, event, org_id, group_id, user_id, project_id, content, source_ip, user_agent";
 
-pub(crate) fn event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+pub(crate) fn event<R: Row>(row: &R) -> Result<AuditEvent, StoreError>
+where
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     Ok(AuditEvent {
         seq: row.try_get("seq")?,
         id: uuid(row, "id")?,

@@ -25,15 +25,15 @@
 //! - Ordering and scope rules are those of [`crate::append`]: the jobs are
 //!   numbered and scoped by the same `write_events` under the same lock.
 
-use sqlx::AnyPool;
+use sqlx::{AnyPool, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use auditlake_core::{AuditEvent, NewEvent};
 
 use crate::append::{IngestAccess, IngestItem, IngestOutcome};
-use crate::batch::{self, Outcome, Work};
-use crate::{Backend, StoreError};
+use crate::batch::{self, GroupConn, Outcome, Work};
+use crate::StoreError;
 
 /// Most events one group commit takes before it commits.
 pub const MAX_GROUP_EVENTS: usize = 5_000;
@@ -73,16 +73,25 @@ enum Done {
     Ingest(Result<Vec<IngestOutcome>, StoreError>),
 }
 
+/// The connections the writer commits groups on.
+#[derive(Clone)]
+pub(crate) enum WritePool {
+    /// SQLite's single write connection.
+    Sqlite(AnyPool),
+    /// PostgreSQL through its own driver (see [`GroupConn::Postgres`]).
+    Postgres(PgPool),
+}
+
 /// Starts the writer task; it ends when every sender is dropped.
-pub(crate) fn spawn(pool: AnyPool, backend: Backend, appended: Appended) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(pool: WritePool, appended: Appended) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, backend, rx, appended));
+    tokio::spawn(run(pool, rx, appended));
     tx
 }
 
 type Appended = std::sync::Arc<tokio::sync::watch::Sender<u64>>;
 
-async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>, appended: Appended) {
+async fn run(pool: WritePool, mut rx: mpsc::Receiver<Job>, appended: Appended) {
     while let Some(first) = rx.recv().await {
         let mut size = first.len();
         let mut jobs = vec![first];
@@ -96,7 +105,7 @@ async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>, appen
             }
         }
         metrics::histogram!("auditlake_group_commit_events").record(size as f64);
-        let result = commit_group(&pool, backend, &jobs).await;
+        let result = commit_group(&pool, &jobs).await;
         // Wake followers even after a failed group: the one-by-one retries
         // below may have committed some of its jobs.
         let bump = || appended.send_modify(|n| *n = n.wrapping_add(1));
@@ -110,8 +119,7 @@ async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>, appen
                     tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; retrying its jobs one by one");
                 }
                 for job in jobs {
-                    let done = match commit_group(&pool, backend, std::slice::from_ref(&job)).await
-                    {
+                    let done = match commit_group(&pool, std::slice::from_ref(&job)).await {
                         Ok(mut d) => d.pop().expect("one result per job"),
                         Err(e) => match &job {
                             Job::Append { .. } => Done::Append(Err(e)),
@@ -128,11 +136,7 @@ async fn run(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Job>, appen
 
 /// Runs `jobs` in one transaction. `Err` means the transaction failed as a
 /// whole (nothing committed); job-level failures come back inside `Ok`.
-async fn commit_group(
-    pool: &AnyPool,
-    backend: Backend,
-    jobs: &[Job],
-) -> Result<Vec<Done>, StoreError> {
+async fn commit_group(pool: &WritePool, jobs: &[Job]) -> Result<Vec<Done>, StoreError> {
     let work: Vec<Work> = jobs
         .iter()
         .map(|j| match j {
@@ -145,15 +149,18 @@ async fn commit_group(
             } => Work::Ingest(*scope_id, items, access.as_deref()),
         })
         .collect();
-    let mut tx = crate::append::begin_locked(pool, backend).await?;
-    let outcomes = match batch::apply(&mut tx, backend, &work).await {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            return Err(e);
+    let outcomes = match pool {
+        WritePool::Sqlite(pool) => {
+            let mut tx = crate::append::begin_locked(pool, crate::Backend::Sqlite).await?;
+            let applied = batch::apply(GroupConn::Sqlite(&mut tx), &work).await;
+            settle(tx, applied).await?
+        }
+        WritePool::Postgres(pool) => {
+            let mut tx = crate::append::begin_locked_pg(pool).await?;
+            let applied = batch::apply(GroupConn::Postgres(&mut tx), &work).await;
+            settle(tx, applied).await?
         }
     };
-    tx.commit().await?;
     Ok(jobs
         .iter()
         .zip(outcomes)
@@ -171,6 +178,24 @@ async fn commit_group(
             }
         })
         .collect())
+}
+
+/// Commits `tx` when `applied` succeeded, else rolls it back at once: on
+/// PostgreSQL the append lock is held until then.
+async fn settle<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'_, DB>,
+    applied: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match applied {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
 }
 
 fn answer(jobs: Vec<Job>, done: Vec<Done>) {
