@@ -393,23 +393,18 @@ fn ingest_item(
         .map(|s| validate::text("user_agent", s, validate::MAX_USER_AGENT_LEN))
         .transpose()
         .map_err(|e| bad("user_agent", e.message))?;
-    // The hash covers what the client said, not what the server defaulted;
-    // the content by its exact text, as it is stored.
-    let mut hasher = Sha256::new();
-    hasher.update(
-        validate::canonical_json(&json!({
-            "event": event.as_str(),
-            "created": a.created,
-            "user_id": a.user_id,
-            "project_id": project_id,
-            "source_ip": source_ip,
-            "user_agent": user_agent,
-        }))
-        .as_bytes(),
+    // The hash covers what the client said, not what the server defaulted.
+    let request_hash = request_hash(
+        &HashedFields {
+            created: a.created.as_deref(),
+            event: event.as_str(),
+            project_id: project_id.as_deref(),
+            source_ip: source_ip.as_deref(),
+            user_agent: user_agent.as_deref(),
+            user_id: a.user_id.as_deref(),
+        },
+        &content,
     );
-    hasher.update(b"\n");
-    hasher.update(content.as_bytes());
-    let request_hash = hex::encode(hasher.finalize());
     Ok(IngestItem {
         idempotency_id,
         request_hash,
@@ -425,6 +420,32 @@ fn ingest_item(
             user_agent: user_agent.or_else(|| by.origin.user_agent.clone()),
         },
     })
+}
+
+/// What an item's idempotency hash covers besides its content: what the
+/// client sent, not what the server defaulted. Serialized as JSON with the
+/// keys in this (sorted) order, which is the text `validate::canonical_json`
+/// gives for the same object: hashes stored by earlier versions must still
+/// match their retries.
+#[derive(Serialize)]
+struct HashedFields<'a> {
+    created: Option<&'a str>,
+    event: &'a str,
+    project_id: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    user_id: Option<&'a str>,
+}
+
+/// The idempotency hash of an item: its fields, a newline and the content
+/// by its exact text, as it is stored. Written straight into the hasher: it
+/// runs for every ingested event.
+fn request_hash(fields: &HashedFields<'_>, content: &str) -> String {
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, fields).expect("hashing cannot fail");
+    hasher.update(b"\n");
+    hasher.update(content.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// An ingested event as a JSON:API resource.
@@ -538,4 +559,54 @@ pub(crate) async fn ingest(
             data,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The formula idempotency hashes were computed with before
+    /// `HashedFields`: stored hashes depend on it.
+    fn reference_hash(f: &HashedFields<'_>, content: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(
+            validate::canonical_json(&json!({
+                "event": f.event,
+                "created": f.created,
+                "user_id": f.user_id,
+                "project_id": f.project_id,
+                "source_ip": f.source_ip,
+                "user_agent": f.user_agent,
+            }))
+            .as_bytes(),
+        );
+        hasher.update(b"\n");
+        hasher.update(content.as_bytes());
+        hex::encode(hasher.finalize())
+    }
+
+    #[test]
+    fn request_hashes_match_the_canonical_json_formula() {
+        let full = HashedFields {
+            created: Some("2026-11-27T10:00:00.123456Z"),
+            event: "org.project.test",
+            project_id: Some("p/\"é\"\\1"),
+            source_ip: Some("2001:db8::1"),
+            user_agent: Some("agent\t/1.0 \u{1f980}\u{7}"),
+            user_id: Some("0190b3a0-0000-7000-8000-000000000001"),
+        };
+        let bare = HashedFields {
+            created: None,
+            event: "a.b",
+            project_id: None,
+            source_ip: None,
+            user_agent: None,
+            user_id: None,
+        };
+        for (f, content) in [(&full, r#"{"a":"\u0000 x"}"#), (&bare, "{}")] {
+            assert_eq!(request_hash(f, content), reference_hash(f, content));
+        }
+        // And the fields count: a hash is not the content's alone.
+        assert_ne!(request_hash(&full, "{}"), request_hash(&bare, "{}"));
+    }
 }
