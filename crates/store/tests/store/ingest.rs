@@ -378,3 +378,84 @@ store_test!(
         );
     }
 );
+
+/// Runs `sql` (several statements allowed) on the test database.
+async fn exec_raw(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+// A database error inside a group commit (here a trigger refusing one event;
+// on PostgreSQL it strikes in the middle of the binary COPY) fails that job
+// alone: the transaction rolls back, the writer retries the group's jobs one
+// by one on its connection, and the others commit. The jobs are submitted
+// together so that they usually share a group; the outcome asserted does not
+// depend on how they were grouped.
+db_test!(
+    a_database_error_fails_only_its_own_job,
+    |url, store| async move {
+        let (_, o) = setup(&store).await;
+        let refuse = if url.starts_with("sqlite:") {
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+         WHEN NEW.content LIKE '%refuse-me%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        } else {
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NEW.content LIKE '%refuse-me%' THEN RAISE EXCEPTION 'refused'; END IF; \
+           RETURN NEW; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
+           FOR EACH ROW EXECUTE FUNCTION refuse()"
+        };
+        exec_raw(&url, refuse).await;
+        let head = store.head().await.unwrap();
+        let mut bad = item("bad", "h", o.id, T0);
+        bad.event.content = r#"{"refuse-me":true}"#.into();
+        let mut jobs = Vec::new();
+        for i in 0..12 {
+            let items = if i == 6 {
+                vec![bad.clone()]
+            } else {
+                vec![item(&format!("ok-{i}"), "h", o.id, T0)]
+            };
+            let (store, org) = (store.clone(), o.id);
+            jobs.push(tokio::spawn(async move { store.ingest(org, items).await }));
+        }
+        let mut stored = Vec::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let result = job.await.unwrap();
+            if i == 6 {
+                let e = err(result);
+                assert!(
+                    matches!(e, StoreError::Database(_)) && e.to_string().contains("refused"),
+                    "{e:?}"
+                );
+            } else {
+                stored.push(created(&result.unwrap()[0]).id);
+            }
+        }
+        let log = log_after(&store, head).await;
+        assert_eq!(log.len(), 11, "every other job committed");
+        let mut logged = ids(&log);
+        logged.sort_unstable();
+        stored.sort_unstable();
+        assert_eq!(logged, stored);
+
+        // The refused job left nothing behind, not even its idempotency ID, and
+        // the writer's connection still works.
+        let sqlite = url.starts_with("sqlite:");
+        exec_raw(
+            &url,
+            if sqlite {
+                "DROP TRIGGER refuse"
+            } else {
+                "DROP TRIGGER refuse ON audit_events"
+            },
+        )
+        .await;
+        let again = store.ingest(o.id, vec![bad]).await.unwrap();
+        assert_eq!(created(&again[0]).seq, head + 12);
+        let report = store.verify_chain(o.id).await.unwrap();
+        assert!(report.intact(), "{report:?}");
+    }
+);
