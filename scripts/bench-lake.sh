@@ -17,7 +17,7 @@ if [ ! -x bench-out/venv/bin/python ]; then
 fi
 bench-out/venv/bin/pip install --quiet --disable-pip-version-check "duckdb==1.4.4"
 
-cargo build --release -p auditlake-cli -p auditlake-bench
+cargo build --release --locked -p auditlake-cli -p auditlake-bench --bin auditlake --bin auditlake-lake-bench
 
 ./target/release/auditlake-lake-bench --bin target/release/auditlake --out bench-out \
   --python bench-out/venv/bin/python "$@" 2>&1 | tee bench-out/lake-run.log

@@ -21,7 +21,7 @@ rm -rf "${TMPDIR:-/tmp}"/auditlake-bench-*
 psql "$AUDITLAKE_TEST_PG" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'auditlake_bench_%'" 2>/dev/null |
   while read -r db; do psql "$AUDITLAKE_TEST_PG" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
 
-cargo build --release -p auditlake-cli -p auditlake-bench
+cargo build --release --locked -p auditlake-cli -p auditlake-bench --bin auditlake --bin auditlake-bench
 
 mkdir -p bench-out
 ./target/release/auditlake-bench --bin target/release/auditlake --out bench-out "$@" 2>&1 | tee bench-out/run.log
