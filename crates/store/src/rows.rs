@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-// The functions below decode rows of either driver: the `Any` driver's, and
-// PostgreSQL's own, which the group-commit writer uses.
+// `uuid`, `opt_uuid` and `event` are generic over the driver: the
+// group-commit writer decodes PostgreSQL's own rows with them.
 
 pub(crate) fn uuid<R: Row>(row: &R, col: &str) -> Result<Uuid, StoreError>
 where
