@@ -232,7 +232,7 @@ async fn insert_rows(
                 .chunks(PG_JSON_CHUNK)
                 .zip(links.chunks(PG_JSON_CHUNK))
             {
-                sqlx::query(&pg_insert_events("$1"))
+                sqlx::query(&PG_INSERT_EVENTS)
                     .bind(pg_event_rows(chunk, links)?)
                     .execute(&mut *conn)
                     .await?;
@@ -242,22 +242,22 @@ async fn insert_rows(
     Ok(())
 }
 
-/// PostgreSQL: the statement inserting the event rows held by the JSON
-/// parameter `param` (see [`pg_event_rows`]).
-pub(crate) fn pg_insert_events(param: &str) -> String {
+/// PostgreSQL: the statement inserting the event rows held by its JSON
+/// parameter `$1` (see [`pg_event_rows`]).
+static PG_INSERT_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO audit_events ({cols}, chain_hash) \
-         SELECT {cols}, chain_hash FROM json_to_recordset({param}::json) \
+         SELECT {cols}, chain_hash FROM json_to_recordset($1::json) \
          AS r(seq bigint, id text, created_us bigint, event text, org_id text, \
          group_id text, user_id text, project_id text, content text, \
          source_ip text, user_agent text, chain_hash text)",
         cols = rows::EVENT_COLS
     )
-}
+});
 
 /// PostgreSQL: `stored` with their links as the JSON parameter of
-/// [`pg_insert_events`].
-pub(crate) fn pg_event_rows(stored: &[AuditEvent], links: &[String]) -> Result<String, StoreError> {
+/// [`PG_INSERT_EVENTS`].
+fn pg_event_rows(stored: &[AuditEvent], links: &[String]) -> Result<String, StoreError> {
     let rows: Vec<EventRow> = stored
         .iter()
         .zip(links)
@@ -271,32 +271,28 @@ pub(crate) fn pg_event_rows(stored: &[AuditEvent], links: &[String]) -> Result<S
 static BEGIN_LOCKED_PG: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"));
 
-/// Opens a write transaction that already holds the append lock (see
-/// [`lock_log`]). sqlx sends a custom begin statement as it is and fails
-/// unless the database then reports an open transaction, so a lock that
-/// could not be taken is an error here, not a transaction without it.
-///
-/// On SQLite the lock is the file's write lock, taken at `BEGIN IMMEDIATE`:
-/// a deferred transaction that reads first and then writes fails at once
-/// with "database is locked" when another process on the same file wrote
-/// meanwhile (SQLite does not wait there, to avoid a deadlock), whereas
-/// `IMMEDIATE` waits for the lock under `busy_timeout`. One process has one
-/// write connection, so this costs it nothing.
-pub(crate) async fn begin_locked(
-    pool: &AnyPool,
-    backend: Backend,
-) -> Result<Transaction<'static, Any>, StoreError> {
-    Ok(match backend {
-        Backend::Postgres => pool.begin_with(BEGIN_LOCKED_PG.as_str()).await?,
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-    })
-}
-
-/// [`begin_locked`] on PostgreSQL's own driver, for the group-commit writer.
+/// Opens a PostgreSQL write transaction that already holds the append lock
+/// (see [`lock_log`]), on the group-commit writer's own connection. sqlx
+/// sends a custom begin statement as it is and fails unless the database
+/// then reports an open transaction, so a lock that could not be taken is
+/// an error here, not a transaction without it.
 pub(crate) async fn begin_locked_pg(
     pool: &sqlx::PgPool,
 ) -> Result<Transaction<'static, sqlx::Postgres>, StoreError> {
     Ok(pool.begin_with(BEGIN_LOCKED_PG.as_str()).await?)
+}
+
+/// Opens a SQLite write transaction holding the append lock, which there is
+/// the file's write lock, taken at `BEGIN IMMEDIATE`: a deferred transaction
+/// that reads first and then writes fails at once with "database is locked"
+/// when another process on the same file wrote meanwhile (SQLite does not
+/// wait there, to avoid a deadlock), whereas `IMMEDIATE` waits for the lock
+/// under `busy_timeout`. One process has one write connection, so this
+/// costs it nothing.
+pub(crate) async fn begin_locked_sqlite(
+    pool: &AnyPool,
+) -> Result<Transaction<'static, Any>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 /// Takes the append lock for the rest of the transaction behind `conn`

@@ -19,7 +19,7 @@
 //! the time between statements is time no other group can use. On
 //! PostgreSQL, where every statement is a network round trip, a group is
 //! `BEGIN` with the lock in the same message
-//! ([`crate::append::begin_locked`]), one read of everything planning needs
+//! ([`crate::append::begin_locked_pg`]), one read of everything planning needs
 //! ([`prefetch_pg`]), the writes ([`write_pg`]) and `COMMIT`. The writes
 //! send rows in PostgreSQL's binary `COPY` format ([`crate::pg_copy`]),
 //! which costs the server about half of what the same rows cost as one
@@ -88,13 +88,14 @@ enum Plan {
 }
 
 /// Applies `work` in the transaction behind `conn`, which must hold the
-/// append lock ([`crate::append::begin_locked`]); see the module docs.
+/// append lock ([`crate::append::begin_locked_pg`],
+/// [`crate::append::begin_locked_sqlite`]); see the module docs.
 pub(crate) async fn apply(
     mut conn: GroupConn<'_>,
     work: &[Work<'_>],
 ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
     // The caller opened the transaction with the append lock held
-    // (`append::begin_locked`): everything below reads and writes under
+    // (`append::begin_locked_*`): everything below reads and writes under
     // it, so that a concurrent retry committed while this group waited is
     // seen (and replayed) and the org-to-group mapping is the one at this
     // point of the log.

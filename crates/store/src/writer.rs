@@ -151,7 +151,7 @@ async fn commit_group(pool: &WritePool, jobs: &[Job]) -> Result<Vec<Done>, Store
         .collect();
     let outcomes = match pool {
         WritePool::Sqlite(pool) => {
-            let mut tx = crate::append::begin_locked(pool, crate::Backend::Sqlite).await?;
+            let mut tx = crate::append::begin_locked_sqlite(pool).await?;
             let applied = batch::apply(GroupConn::Sqlite(&mut tx), &work).await;
             settle(tx, applied).await?
         }
