@@ -31,7 +31,7 @@ pub struct ServeArgs {
     pub limits: LimitOptions,
 }
 
-/// Request limits of the APIs.
+/// Request limits of the APIs, and how long an authentication is reused.
 #[derive(Debug, Clone, Args)]
 pub struct LimitOptions {
     /// Requests per minute each API token may make to /rest and /v1 (a
@@ -42,6 +42,12 @@ pub struct LimitOptions {
     /// beyond it wait, unread (at least one 16 MiB ingest body always fits)
     #[arg(long, env = "AUDITLAKE_BODY_BUDGET_MIB", default_value_t = auditlake_api::DEFAULT_BODY_BUDGET >> 20)]
     pub body_budget_mib: usize,
+    /// Milliseconds a successful token check may be reused without reading
+    /// the database; changes made through this server are seen at once,
+    /// other processes' (a revocation by another server on the same
+    /// database) within this time; 0 checks the database on every request
+    #[arg(long, env = "AUDITLAKE_AUTH_CACHE_MS", default_value_t = auditlake_store::DEFAULT_AUTH_CACHE_TTL.as_millis() as u64)]
+    pub auth_cache_ms: u64,
 }
 
 /// A lake to run beside the API: where it listens and a key it accepts
@@ -121,6 +127,7 @@ pub async fn serve_on(
     announce: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     auditlake_api::install_metrics();
+    let store = store.with_auth_cache_ttl(std::time::Duration::from_millis(limits.auth_cache_ms));
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -8,7 +8,8 @@
 //!   group-commit writer's bulk writes differ.
 //! - `tenants`: users, groups, orgs, memberships, each change written with
 //!   its audit event in one transaction.
-//! - `tokens`: personal API tokens, stored as SHA-256 hashes.
+//! - `tokens`: personal API tokens, stored as SHA-256 hashes; `auth_cache`:
+//!   successful authentications reused for a moment.
 //! - `sessions`: dashboard sign-in sessions, stored the same way, and
 //!   local users' passwords (argon2id).
 //! - `append`: the single path that writes audit events, with the ordering
@@ -25,6 +26,7 @@
 //! without its change.
 
 mod append;
+mod auth_cache;
 mod batch;
 mod chain;
 mod error;
@@ -47,6 +49,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
 pub use append::{IngestAccess, IngestItem, IngestOutcome};
+pub use auth_cache::DEFAULT_TTL as DEFAULT_AUTH_CACHE_TTL;
 pub use chain::{ChainBreak, ChainReport};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
@@ -83,6 +86,8 @@ pub struct Store {
     /// wakes at once instead of at its next poll (other processes' appends
     /// are found by polling).
     appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Recent authentications (see `auth_cache`).
+    auth_cache: std::sync::Arc<auth_cache::AuthCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -196,6 +201,9 @@ impl Store {
                     writer_pool: None,
                     backend,
                     appended,
+                    auth_cache: std::sync::Arc::new(auth_cache::AuthCache::new(
+                        DEFAULT_AUTH_CACHE_TTL,
+                    )),
                 }
             }
             Backend::Postgres => {
@@ -229,10 +237,23 @@ impl Store {
                     writer_pool: Some(writer_pool),
                     backend,
                     appended,
+                    auth_cache: std::sync::Arc::new(auth_cache::AuthCache::new(
+                        DEFAULT_AUTH_CACHE_TTL,
+                    )),
                 }
             }
         };
         Ok(store)
+    }
+
+    /// Sets how long a successful authentication may be reused without
+    /// reading the database again when nothing changed in this process
+    /// (see `auth_cache`); zero reads it on every request. The default is
+    /// [`DEFAULT_AUTH_CACHE_TTL`]. The cache is shared by every clone of
+    /// this store, so the setting is too.
+    pub fn with_auth_cache_ttl(self, ttl: Duration) -> Self {
+        self.auth_cache.set_ttl(ttl);
+        self
     }
 
     /// The backend in use.
@@ -256,12 +277,18 @@ impl Store {
         self.appended.subscribe()
     }
 
-    /// Commits `tx`, which appended events, and wakes the followers.
+    /// Commits `tx`, which changed state and appended its events, makes
+    /// every cached authentication stale (the change may revoke a token or
+    /// a membership) and wakes the followers.
     pub(crate) async fn commit(
         &self,
         tx: sqlx::Transaction<'_, sqlx::Any>,
     ) -> Result<(), StoreError> {
-        tx.commit().await?;
+        let done = tx.commit().await;
+        // Also when the commit failed: it may have committed before the
+        // error reached us.
+        self.auth_cache.invalidate();
+        done?;
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }

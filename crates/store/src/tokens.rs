@@ -21,7 +21,7 @@ use crate::{rows, Store, StoreError};
 pub const TOKEN_PREFIX: &str = "alk_";
 
 /// The tenant a request names in its path, to read along with the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TenantRef {
     /// An organization ID.
     Org(Uuid),
@@ -203,7 +203,8 @@ impl Store {
     /// memberships and, when the request names a tenant, that tenant's row,
     /// all in one query. Reading the tenant here rather than after saves a
     /// round trip on every tenant route (most of them); the rights check
-    /// itself stays with the caller.
+    /// itself stays with the caller. A success is kept for the next
+    /// requests with the same token and tenant (see `auth_cache`).
     pub async fn authenticate_request(
         &self,
         secret: &str,
@@ -213,6 +214,23 @@ impl Store {
             return Ok(None);
         }
         let wanted = hash(secret);
+        if let Some(auth) = self.auth_cache.get(&wanted, named) {
+            return Ok(Some(auth));
+        }
+        let generation = self.auth_cache.generation();
+        let found = self.read_authentication(&wanted, named).await?;
+        if let Some(auth) = &found {
+            self.auth_cache.put(wanted, named, generation, auth);
+        }
+        Ok(found)
+    }
+
+    /// [`Store::authenticate_request`] from the database.
+    async fn read_authentication(
+        &self,
+        wanted: &str,
+        named: Option<TenantRef>,
+    ) -> Result<Option<Authenticated>, StoreError> {
         let (org_id, group_id) = match named {
             Some(TenantRef::Org(id)) => (Some(id.to_string()), None),
             Some(TenantRef::Group(id)) => (None, Some(id.to_string())),
@@ -235,7 +253,7 @@ impl Store {
              LEFT JOIN groups_ g ON g.id = $3 \
              WHERE t.hash = $1";
         let rows = sqlx::query(sql)
-            .bind(wanted.clone())
+            .bind(wanted)
             .bind(org_id)
             .bind(group_id)
             .fetch_all(&self.read)

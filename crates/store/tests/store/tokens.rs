@@ -317,3 +317,101 @@ fn rights(a: &auditlake_core::tenant::Access) -> (Vec<Uuid>, Vec<(Uuid, &'static
     orgs.sort();
     (groups, orgs)
 }
+
+// Authentications are cached (`auth_cache`); a change committed by this
+// store must still be seen by the very next authentication.
+store_test!(
+    a_change_is_seen_by_the_next_authentication_despite_the_cache,
+    |store| async move {
+        use auditlake_core::tenant::Role;
+        use auditlake_store::TenantRef;
+        let admin = new_user(&store, "admin@example.com").await;
+        let bob = new_user(&store, "bob@example.com").await;
+        let g = store.create_group("G", &actor(&admin)).await.unwrap();
+        let org = store.create_org("O", None, &actor(&admin)).await.unwrap();
+        let bobs = store
+            .create_token(bob.id, "api", None, &actor(&bob))
+            .await
+            .unwrap()
+            .secret;
+        let admins = store
+            .create_token(admin.id, "api", None, &actor(&admin))
+            .await
+            .unwrap()
+            .secret;
+        let named = Some(TenantRef::Org(org.id));
+        let auth = |secret: String| {
+            let store = store.clone();
+            async move { store.authenticate_request(&secret, named).await.unwrap() }
+        };
+
+        // A membership granted is seen.
+        let before = auth(bobs.clone()).await.expect("valid");
+        assert!(!before.access.can_read_org(&org));
+        store
+            .add_member(Scope::Org(org.id), bob.id, Role::OrgMember, &actor(&admin))
+            .await
+            .unwrap();
+        let after = auth(bobs.clone()).await.expect("valid");
+        assert!(after.access.can_read_org(&org));
+
+        // The org's new parent is seen, with the row the path names.
+        let moved = store
+            .add_org_to_group(g.id, org.id, &actor(&admin))
+            .await
+            .unwrap();
+        let a = auth(admins.clone()).await.expect("valid");
+        assert_eq!(
+            a.tenant,
+            Some(auditlake_store::NamedTenant::Org(org.id, Some(moved)))
+        );
+
+        // A revoked token is refused at once.
+        let token = auth(bobs.clone()).await.expect("valid").token;
+        store
+            .revoke_token(bob.id, token.id, &actor(&bob))
+            .await
+            .unwrap();
+        assert!(auth(bobs).await.is_none());
+        assert!(auth(admins).await.is_some(), "others unaffected");
+    }
+);
+
+// Another process's change is seen within the cache's TTL: at once with
+// the cache off, and not at once with a long TTL (which shows that the
+// cache is what the first store answered from).
+db_test!(
+    another_process_change_is_seen_within_the_cache_ttl,
+    |url, store| async move {
+        use std::time::Duration;
+        let u = new_user(&store, "t@example.com").await;
+        let new = store
+            .create_token(u.id, "api", None, &actor(&u))
+            .await
+            .unwrap();
+        let uncached = Store::connect(&url)
+            .await
+            .unwrap()
+            .with_auth_cache_ttl(Duration::ZERO);
+        let cached = Store::connect(&url)
+            .await
+            .unwrap()
+            .with_auth_cache_ttl(Duration::from_secs(3600));
+        for s in [&uncached, &cached] {
+            assert!(s.authenticate(&new.secret).await.unwrap().is_some());
+        }
+
+        store
+            .revoke_token(u.id, new.token.id, &actor(&u))
+            .await
+            .unwrap();
+        assert_eq!(store.authenticate(&new.secret).await.unwrap(), None);
+        assert_eq!(uncached.authenticate(&new.secret).await.unwrap(), None);
+        assert!(
+            cached.authenticate(&new.secret).await.unwrap().is_some(),
+            "served from the cache until its TTL"
+        );
+        uncached.close().await;
+        cached.close().await;
+    }
+);

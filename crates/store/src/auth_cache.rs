@@ -1,0 +1,257 @@
+//! A short-lived cache of API authentications, so that a client sending many
+//! requests with one token does not cost a database round trip per request.
+//!
+//! # Why
+//!
+//! Every API request reads its token, its user's memberships and the tenant
+//! its path names ([`crate::Store::authenticate_request`]). For small
+//! requests (single-event ingest) that read was the largest cost left on
+//! PostgreSQL: a round trip and a five-table join per request, more
+//! database time than the request's own write, which group commit shares
+//! among many requests.
+//!
+//! # Invariants
+//!
+//! - Only successful authentications are kept, keyed by the token's hash
+//!   (never the secret) and the tenant the path names; an unknown, revoked
+//!   or expired token always goes to the database.
+//! - Expiry is checked on every hit against the cached `expires_us`.
+//! - Every commit of a state change in this process (token revoked,
+//!   membership added, org moved to a group, anything through
+//!   `Store::commit`) starts a new generation, and entries of an older
+//!   generation are never served: within one process a change is seen by
+//!   the next request, exactly as without the cache. The generation is read
+//!   *before* the database read an entry comes from, so a read racing a
+//!   change is stored already stale.
+//! - Changes made by another process on the same database (a second server
+//!   on PostgreSQL, `auditlake admin` beside a running server) are seen
+//!   after at most the TTL. A TTL of zero turns the cache off.
+//! - The cache holds at most [`MAX_ENTRIES`]; when full it drops what has
+//!   expired, and everything if that is not enough.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use auditlake_core::time_fmt;
+
+use crate::tokens::{Authenticated, TenantRef};
+
+/// Entries kept at most (one per token and named tenant).
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// How long an entry may be served when no local change came in between.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
+
+type Key = (String, Option<TenantRef>);
+
+struct Entry {
+    at: Instant,
+    generation: u64,
+    auth: Authenticated,
+}
+
+/// See the module docs.
+pub(crate) struct AuthCache {
+    /// Microseconds; shared by every clone of the store.
+    ttl_us: AtomicU64,
+    generation: AtomicU64,
+    entries: Mutex<HashMap<Key, Entry>>,
+}
+
+impl AuthCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        AuthCache {
+            ttl_us: AtomicU64::new(micros(ttl)),
+            generation: AtomicU64::new(0),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn set_ttl(&self, ttl: Duration) {
+        self.ttl_us.store(micros(ttl), Ordering::Relaxed);
+        self.lock().clear();
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_micros(self.ttl_us.load(Ordering::Relaxed))
+    }
+
+    /// The generation to stamp on an entry read from the database now;
+    /// take it before the read.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Makes every entry stale: a state change committed. The entries go
+    /// too; one being put concurrently carries the old generation and is
+    /// never served.
+    pub(crate) fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.lock().clear();
+    }
+
+    /// The cached authentication of `hash` for `named`, if still good.
+    pub(crate) fn get(&self, hash: &str, named: Option<TenantRef>) -> Option<Authenticated> {
+        let ttl = self.ttl();
+        if ttl.is_zero() {
+            return None;
+        }
+        let generation = self.generation();
+        let entries = self.lock();
+        let e = entries.get(&(hash.to_owned(), named))?;
+        let now_us = time_fmt::now_micros();
+        let fresh = e.generation == generation
+            && e.at.elapsed() < ttl
+            && e.auth.token.expires_us.is_none_or(|x| x > now_us);
+        fresh.then(|| e.auth.clone())
+    }
+
+    /// Keeps `auth`, read from the database after `generation` was taken.
+    pub(crate) fn put(
+        &self,
+        hash: String,
+        named: Option<TenantRef>,
+        generation: u64,
+        auth: &Authenticated,
+    ) {
+        let ttl = self.ttl();
+        if ttl.is_zero() || generation != self.generation() {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, e| e.generation == generation && e.at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            (hash, named),
+            Entry {
+                at: Instant::now(),
+                generation,
+                auth: auth.clone(),
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use auditlake_core::tenant::Access;
+    use auditlake_core::{Token, User};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn auth(expires_us: Option<i64>) -> Authenticated {
+        let user = Uuid::now_v7();
+        Authenticated {
+            user: User {
+                id: user,
+                email: "a@example.com".into(),
+                name: "A".into(),
+                created_us: 1,
+            },
+            token: Token {
+                id: Uuid::now_v7(),
+                user_id: user,
+                name: "t".into(),
+                prefix: "alk_abcd".into(),
+                created_us: 1,
+                expires_us,
+                revoked_us: None,
+            },
+            access: Access {
+                user_id: user,
+                ..Access::default()
+            },
+            tenant: None,
+        }
+    }
+
+    fn cached(cache: &AuthCache, key: &str, named: Option<TenantRef>) -> Option<Uuid> {
+        cache.get(key, named).map(|a| a.user.id)
+    }
+
+    #[test]
+    fn serves_what_it_was_given_for_the_same_token_and_tenant_only() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let a = auth(None);
+        let org = Some(TenantRef::Org(Uuid::now_v7()));
+        cache.put("h1".into(), org, cache.generation(), &a);
+        assert_eq!(cached(&cache, "h1", org), Some(a.user.id));
+        assert_eq!(cached(&cache, "h1", None), None);
+        assert_eq!(cached(&cache, "h2", org), None);
+        assert_eq!(
+            cached(&cache, "h1", Some(TenantRef::Org(Uuid::now_v7()))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_state_change_makes_every_entry_stale() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        cache.put("h".into(), None, cache.generation(), &auth(None));
+        cache.invalidate();
+        assert_eq!(cached(&cache, "h", None), None);
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_kept() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let before = cache.generation();
+        cache.invalidate();
+        cache.put("h".into(), None, before, &auth(None));
+        assert_eq!(cached(&cache, "h", None), None);
+    }
+
+    #[test]
+    fn an_entry_older_than_the_ttl_is_not_served() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        cache.put("h".into(), None, cache.generation(), &auth(None));
+        let aged = Instant::now()
+            .checked_sub(Duration::from_secs(61))
+            .expect("uptime over a minute");
+        cache.lock().values_mut().for_each(|e| e.at = aged);
+        assert_eq!(cached(&cache, "h", None), None);
+    }
+
+    #[test]
+    fn an_expired_token_is_not_served() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let past = time_fmt::now_micros() - 1;
+        cache.put("h".into(), None, cache.generation(), &auth(Some(past)));
+        assert_eq!(cached(&cache, "h", None), None);
+    }
+
+    #[test]
+    fn a_zero_ttl_keeps_nothing() {
+        let cache = AuthCache::new(Duration::ZERO);
+        cache.put("h".into(), None, cache.generation(), &auth(None));
+        assert_eq!(cached(&cache, "h", None), None);
+        assert!(cache.lock().is_empty());
+    }
+
+    #[test]
+    fn never_holds_more_than_max_entries() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let a = auth(None);
+        for i in 0..MAX_ENTRIES + 10 {
+            cache.put(format!("h{i}"), None, cache.generation(), &a);
+        }
+        assert!(cache.lock().len() <= MAX_ENTRIES);
+        let last = format!("h{}", MAX_ENTRIES + 9);
+        assert_eq!(cached(&cache, &last, None), Some(a.user.id));
+    }
+}
