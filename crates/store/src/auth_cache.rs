@@ -26,8 +26,13 @@
 //! - Changes made by another process on the same database (a second server
 //!   on PostgreSQL, `auditlake admin` beside a running server) are seen
 //!   after at most the TTL. A TTL of zero turns the cache off.
-//! - The cache holds at most [`MAX_ENTRIES`]; when full it drops what has
-//!   expired, and everything if that is not enough.
+//! - Memory is bounded by weight, not by entry count: an entry weighs one
+//!   plus the caller's memberships plus the named org's settings, and the
+//!   cache holds at most [`MAX_WEIGHT`]. A token that names many tenants
+//!   (each a separate entry holding a copy of the memberships) cannot grow
+//!   it past that; when full it drops what has expired, and everything if
+//!   that is not enough. A tenant that does not exist is not kept (random
+//!   IDs in paths would only fill it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,10 +41,11 @@ use std::time::{Duration, Instant};
 
 use auditlake_core::time_fmt;
 
-use crate::tokens::{Authenticated, TenantRef};
+use crate::tokens::{Authenticated, NamedTenant, TenantRef};
 
-/// Entries kept at most (one per token and named tenant).
-pub const MAX_ENTRIES: usize = 10_000;
+/// Total weight kept at most (see the module docs): about 100,000
+/// memberships, a few MiB.
+pub const MAX_WEIGHT: usize = 100_000;
 
 /// How long an entry may be served when no local change came in between.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
@@ -49,7 +55,36 @@ type Key = (String, Option<TenantRef>);
 struct Entry {
     at: Instant,
     generation: u64,
+    weight: usize,
     auth: Authenticated,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    /// Sum of the entries' weights.
+    weight: usize,
+}
+
+impl Entries {
+    fn clear(&mut self) {
+        self.map.clear();
+        self.weight = 0;
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        self.map.retain(|_, e| keep(e));
+        self.weight = self.map.values().map(|e| e.weight).sum();
+    }
+}
+
+/// How much of the bound an authentication takes.
+fn weight(auth: &Authenticated) -> usize {
+    let settings = match &auth.tenant {
+        Some(NamedTenant::Org(_, Some(org))) => org.settings.len(),
+        _ => 0,
+    };
+    1 + auth.access.group_admin.len() + auth.access.org_roles.len() + settings
 }
 
 /// See the module docs.
@@ -57,7 +92,7 @@ pub(crate) struct AuthCache {
     /// Microseconds; shared by every clone of the store.
     ttl_us: AtomicU64,
     generation: AtomicU64,
-    entries: Mutex<HashMap<Key, Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl AuthCache {
@@ -65,7 +100,7 @@ impl AuthCache {
         AuthCache {
             ttl_us: AtomicU64::new(micros(ttl)),
             generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -100,7 +135,7 @@ impl AuthCache {
         }
         let generation = self.generation();
         let entries = self.lock();
-        let e = entries.get(&(hash.to_owned(), named))?;
+        let e = entries.map.get(&(hash.to_owned(), named))?;
         let now_us = time_fmt::now_micros();
         let fresh = e.generation == generation
             && e.at.elapsed() < ttl
@@ -117,27 +152,37 @@ impl AuthCache {
         auth: &Authenticated,
     ) {
         let ttl = self.ttl();
-        if ttl.is_zero() || generation != self.generation() {
+        let missing = matches!(
+            auth.tenant,
+            Some(NamedTenant::Org(_, None) | NamedTenant::Group(_, None))
+        );
+        let weight = weight(auth);
+        if ttl.is_zero() || missing || weight > MAX_WEIGHT || generation != self.generation() {
             return;
         }
         let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, e| e.generation == generation && e.at.elapsed() < ttl);
-            if entries.len() >= MAX_ENTRIES {
+        if entries.weight + weight > MAX_WEIGHT {
+            entries.retain(|e| e.generation == generation && e.at.elapsed() < ttl);
+            if entries.weight + weight > MAX_WEIGHT {
                 entries.clear();
             }
         }
-        entries.insert(
+        let old = entries.map.insert(
             (hash, named),
             Entry {
                 at: Instant::now(),
                 generation,
+                weight,
                 auth: auth.clone(),
             },
         );
+        entries.weight += weight;
+        if let Some(old) = old {
+            entries.weight -= old.weight;
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -223,7 +268,7 @@ mod tests {
         let aged = Instant::now()
             .checked_sub(Duration::from_secs(61))
             .expect("uptime over a minute");
-        cache.lock().values_mut().for_each(|e| e.at = aged);
+        cache.lock().map.values_mut().for_each(|e| e.at = aged);
         assert_eq!(cached(&cache, "h", None), None);
     }
 
@@ -240,18 +285,49 @@ mod tests {
         let cache = AuthCache::new(Duration::ZERO);
         cache.put("h".into(), None, cache.generation(), &auth(None));
         assert_eq!(cached(&cache, "h", None), None);
-        assert!(cache.lock().is_empty());
+        assert!(cache.lock().map.is_empty());
     }
 
     #[test]
-    fn never_holds_more_than_max_entries() {
+    fn never_holds_more_than_max_weight() {
         let cache = AuthCache::new(Duration::from_secs(60));
         let a = auth(None);
-        for i in 0..MAX_ENTRIES + 10 {
+        for i in 0..MAX_WEIGHT + 10 {
             cache.put(format!("h{i}"), None, cache.generation(), &a);
         }
-        assert!(cache.lock().len() <= MAX_ENTRIES);
-        let last = format!("h{}", MAX_ENTRIES + 9);
+        let last = format!("h{}", MAX_WEIGHT + 9);
         assert_eq!(cached(&cache, &last, None), Some(a.user.id));
+
+        // One token naming many tenants, its memberships copied in each
+        // entry: the bound is on memberships held, not on entries.
+        let mut member = auth(None);
+        member.access.group_admin = (0..1_000).map(|_| Uuid::now_v7()).collect();
+        for _ in 0..1_000 {
+            let named = Some(TenantRef::Group(Uuid::now_v7()));
+            cache.put("m".into(), named, cache.generation(), &member);
+        }
+        let held = cache.lock();
+        let memberships: usize = held
+            .map
+            .values()
+            .map(|e| 1 + e.auth.access.group_admin.len())
+            .sum();
+        assert!(memberships <= MAX_WEIGHT, "{memberships}");
+        assert_eq!(held.weight, memberships);
+    }
+
+    #[test]
+    fn a_tenant_that_does_not_exist_is_not_kept() {
+        let cache = AuthCache::new(Duration::from_secs(60));
+        let id = Uuid::now_v7();
+        for (named, tenant) in [
+            (TenantRef::Org(id), NamedTenant::Org(id, None)),
+            (TenantRef::Group(id), NamedTenant::Group(id, None)),
+        ] {
+            let mut a = auth(None);
+            a.tenant = Some(tenant);
+            cache.put("h".into(), Some(named), cache.generation(), &a);
+            assert_eq!(cached(&cache, "h", Some(named)), None);
+        }
     }
 }
