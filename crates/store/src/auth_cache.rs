@@ -27,7 +27,7 @@
 //!   on PostgreSQL, `auditlake admin` beside a running server) are seen
 //!   after at most the TTL. A TTL of zero turns the cache off.
 //! - Memory is bounded by weight, not by entry count: an entry weighs one
-//!   plus the caller's memberships plus the named org's settings, and the
+//!   plus the caller's memberships plus the named org's settings keys, and the
 //!   cache holds at most [`MAX_WEIGHT`]. A token that names many tenants
 //!   (each a separate entry holding a copy of the memberships) cannot grow
 //!   it past that; when full it drops what has expired, and everything if
