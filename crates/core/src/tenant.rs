@@ -120,6 +120,14 @@ pub struct Token {
     pub revoked_us: Option<i64>,
 }
 
+impl Token {
+    /// Whether the token may authenticate at `now_us`: not revoked and not
+    /// expired.
+    pub fn is_usable_at(&self, now_us: i64) -> bool {
+        self.revoked_us.is_none() && self.expires_us.is_none_or(|e| e > now_us)
+    }
+}
+
 /// A caller's memberships, loaded once per request.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
@@ -165,6 +173,31 @@ mod tests {
             settings: Default::default(),
             created_us: 0,
         }
+    }
+
+    #[test]
+    fn a_token_is_usable_until_revoked_or_expired() {
+        let t = Token {
+            id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            name: "t".into(),
+            prefix: "alk_abcd".into(),
+            created_us: 0,
+            expires_us: None,
+            revoked_us: None,
+        };
+        assert!(t.is_usable_at(i64::MAX));
+        let expiring = Token {
+            expires_us: Some(100),
+            ..t.clone()
+        };
+        assert!(expiring.is_usable_at(99));
+        assert!(!expiring.is_usable_at(100));
+        let revoked = Token {
+            revoked_us: Some(5),
+            ..t
+        };
+        assert!(!revoked.is_usable_at(0));
     }
 
     #[test]

@@ -95,6 +95,12 @@ pub(crate) struct AuthCache {
     entries: Mutex<Entries>,
 }
 
+impl Default for AuthCache {
+    fn default() -> Self {
+        AuthCache::new(DEFAULT_TTL)
+    }
+}
+
 impl AuthCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         AuthCache {
@@ -136,10 +142,9 @@ impl AuthCache {
         let generation = self.generation();
         let entries = self.lock();
         let e = entries.map.get(&(hash.to_owned(), named))?;
-        let now_us = time_fmt::now_micros();
         let fresh = e.generation == generation
             && e.at.elapsed() < ttl
-            && e.auth.token.expires_us.is_none_or(|x| x > now_us);
+            && e.auth.token.is_usable_at(time_fmt::now_micros());
         fresh.then(|| e.auth.clone())
     }
 

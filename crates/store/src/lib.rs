@@ -201,9 +201,7 @@ impl Store {
                     writer_pool: None,
                     backend,
                     appended,
-                    auth_cache: std::sync::Arc::new(auth_cache::AuthCache::new(
-                        DEFAULT_AUTH_CACHE_TTL,
-                    )),
+                    auth_cache: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -237,9 +235,7 @@ impl Store {
                     writer_pool: Some(writer_pool),
                     backend,
                     appended,
-                    auth_cache: std::sync::Arc::new(auth_cache::AuthCache::new(
-                        DEFAULT_AUTH_CACHE_TTL,
-                    )),
+                    auth_cache: Default::default(),
                 }
             }
         };

@@ -266,8 +266,7 @@ impl Store {
             return Ok(None);
         }
         let token = rows::token(row)?;
-        let now = time_fmt::now_micros();
-        if token.revoked_us.is_some() || token.expires_us.is_some_and(|e| e <= now) {
+        if !token.is_usable_at(time_fmt::now_micros()) {
             return Ok(None);
         }
         let user = User {
