@@ -1,7 +1,8 @@
 // The seed's dashboard flow in headless Chromium, against a real server.
 // Driven by crates/cli/tests/dashboard_e2e.rs, which starts the server and
 // passes (env): BASE, TOKEN, EMAIL, PASSWORD, ORG_ID, GROUP_ID, ACCOUNT,
-// CHANNEL_ARN, OTHER_ORG_ID, SHOTS (screenshot directory). Exits non-zero on the first
+// CHANNEL_ARN, OTHER_ORG_ID, OTHER_TOKEN (the other org's admin), SHOTS
+// (screenshot directory). Exits non-zero on the first
 // failed check, saying which.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ const env = (k) => {
 };
 const BASE = env("BASE"), TOKEN = env("TOKEN"), ORG = env("ORG_ID"), GROUP = env("GROUP_ID");
 const ACCOUNT = env("ACCOUNT"), ARN = env("CHANNEL_ARN"), OTHER = env("OTHER_ORG_ID"), SHOTS = env("SHOTS");
+const OTHER_TOKEN = env("OTHER_TOKEN");
 const EMAIL = env("EMAIL"), PASSWORD = env("PASSWORD");
 mkdirSync(SHOTS, { recursive: true });
 
@@ -147,6 +149,32 @@ try {
   await page.getByRole("button", { name: "Run query" }).click();
   assert.match(await page.getByRole("alert").innerText(), /only the event data stores of this organization/);
   await shot(page, "console-error");
+
+  // The other org's admin names this org's channel ARN (not a secret) in an
+  // integration of their own: it is saved, but the channel's policy admits
+  // only this org's External ID, so their console lists no store and
+  // refuses this one.
+  const intruder = await (await browser.newContext()).newPage();
+  await intruder.goto(`${BASE}/login`);
+  await intruder.fill("#token", OTHER_TOKEN);
+  await intruder.getByRole("button", { name: "Sign in with token" }).click();
+  await intruder.getByRole("heading", { name: "Your organizations and groups" }).waitFor();
+  await intruder.goto(`${BASE}/orgs/${OTHER}/integrations/cloudtrail/new`);
+  await intruder.fill("#name", "Borrowed lake");
+  await intruder.fill("#account_id", ACCOUNT);
+  await intruder.fill("#channel_arn", ARN);
+  await intruder.click("form.card button[type=submit]");
+  await intruder.getByRole("heading", { name: "Integration saved" }).waitFor();
+  await intruder.goto(`${BASE}/orgs/${OTHER}/lake`);
+  assert.doesNotMatch(await intruder.locator("main").innerText(), new RegExp(store));
+  assert.equal(await intruder.inputValue("#sql"), "", "no store to prefill a query for");
+  await intruder.fill("#sql", `select eventdata.additionaleventdata from ${store}`);
+  await intruder.getByRole("button", { name: "Run query" }).click();
+  assert.match(await intruder.getByRole("alert").innerText(), /AccessDeniedException/);
+  assert.equal(await intruder.locator("table.results").count(), 0);
+  await shot(intruder, "console-other-tenant-refused");
+  await intruder.context().close();
+
   await page.goto(`${BASE}/orgs/${ORG}/integrations/cloudtrail`);
 
   // Its detail, then removal with a confirmation step.

@@ -215,7 +215,7 @@ async fn connect_group(
     key: &auditlake_lake::AccessKey,
 ) -> anyhow::Result<String> {
     let lake_url = format!("http://{lake}");
-    let control = auditlake_lake::client::control(&lake_url, key, "us-east-1");
+    let control = auditlake_cloudtrail::client::control(&lake_url, key, "us-east-1");
     let existing = store
         .integrations_of(Scope::Group(w.group), Page::default())
         .await?
@@ -235,7 +235,7 @@ async fn connect_group(
             }
         }
     }
-    let setup = auditlake_lake::client::setup(
+    let setup = auditlake_cloudtrail::client::setup(
         &control,
         "auditlake-demo",
         &w.group.to_string(),

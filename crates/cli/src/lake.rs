@@ -240,7 +240,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             let key = args.lake.client_key(&file, &data_dir)?;
             let client = client(&endpoint(e), &key);
             let partner = partner_account.unwrap_or_else(|| key.account_id.clone());
-            let out = auditlake_lake::client::setup(
+            let out = auditlake_cloudtrail::client::setup(
                 &client,
                 &name,
                 &external_id,
@@ -277,7 +277,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
 
 /// A CloudTrail client for the lake at `endpoint`.
 fn client(endpoint: &str, key: &AccessKey) -> ct::Client {
-    auditlake_lake::client::control(endpoint, key, "us-east-1")
+    auditlake_cloudtrail::client::control(endpoint, key, "us-east-1")
 }
 
 fn sdk_error<E>(what: &str, err: ct::error::SdkError<E>) -> anyhow::Error

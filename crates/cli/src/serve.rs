@@ -177,9 +177,7 @@ pub async fn serve_on(
     if let (Some(addr), Some(key)) = (lake_addr, lake_key.as_ref()) {
         state.lake = Some(auditlake_api::LakeConsole {
             endpoint: format!("http://{addr}"),
-            account_id: key.account_id.clone(),
-            access_key_id: key.access_key_id.clone(),
-            secret_access_key: key.secret_access_key.clone(),
+            key: key.clone(),
         });
     }
     auditlake_api::serve(listener, state, shutdown()).await?;

@@ -50,6 +50,15 @@ async fn the_seeds_dashboard_flow_in_chromium() {
         "other@example.com",
     ]);
     assert!(other_user["user_id"].is_string());
+    let other_token = run(&[
+        "admin",
+        "create-token",
+        "--json",
+        "--database-url",
+        &db,
+        "--email",
+        "other@example.com",
+    ]);
     let password = "correct horse battery staple";
     let out = Command::new(BIN)
         .args([
@@ -130,6 +139,7 @@ async fn the_seeds_dashboard_flow_in_chromium() {
         .env("ACCOUNT", account)
         .env("CHANNEL_ARN", channel_arn)
         .env("OTHER_ORG_ID", other["org_id"].as_str().unwrap())
+        .env("OTHER_TOKEN", other_token["token"].as_str().unwrap())
         .env("SHOTS", &shots)
         .output()
         .expect("run node");

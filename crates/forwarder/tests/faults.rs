@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use auditlake_cloudtrail::client::setup;
 use auditlake_core::integration::CloudTrailConfig;
 use auditlake_core::{Actor, NewEvent, Scope};
 use auditlake_forwarder::{Backoff, ForwarderConfig, Target};
-use auditlake_lake::client::setup;
 use auditlake_lake::testing::{key, LocalLake, OWNER, PARTNER};
 use auditlake_store::store_test;
 use axum::body::{Body, Bytes};

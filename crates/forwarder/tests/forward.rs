@@ -6,10 +6,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use auditlake_cloudtrail::client::setup;
 use auditlake_core::integration::{CloudTrailConfig, Status};
 use auditlake_core::{Actor, Integration, Scope, User};
 use auditlake_forwarder::{Backoff, ForwarderConfig, Target};
-use auditlake_lake::client::setup;
 use auditlake_lake::testing::{key, LocalLake, OWNER, PARTNER};
 use auditlake_store::{store_test, Store};
 use serde_json::{json, Value};

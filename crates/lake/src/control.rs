@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use crate::arn::{Arn, Kind};
 use crate::catalog::{now_ms, Channel, Destination, EventDataStore, IngestionStatus, QueryStatus};
 use crate::error::{LakeError, Result};
-use crate::policy::Policy;
 use crate::query::{query_not_found, ResultSet};
 use crate::sigv4::Caller;
 use crate::Lake;
+use auditlake_cloudtrail::policy::Policy;
 
 /// The operation named by an `X-Amz-Target`: the SDKs send
 /// `CloudTrail_20131101.<Operation>`; the fully qualified

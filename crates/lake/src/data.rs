@@ -18,10 +18,10 @@ use sha2::{Digest as _, Sha256};
 use crate::arn::{Arn, Kind};
 use crate::catalog::{now_ms, NewEntry};
 use crate::error::{LakeError, Result};
-use crate::policy::Policy;
 use crate::record::{self, EntryError, Record, Stamp};
 use crate::sigv4::Caller;
 use crate::Lake;
+use auditlake_cloudtrail::policy::Policy;
 
 /// Most entries per call.
 pub const MAX_EVENTS: usize = 100;

@@ -48,6 +48,12 @@ pub enum LakeError {
     Task(#[from] tokio::task::JoinError),
 }
 
+impl From<auditlake_cloudtrail::policy::PolicyError> for LakeError {
+    fn from(e: auditlake_cloudtrail::policy::PolicyError) -> Self {
+        Self::bad("ResourcePolicyNotValidException", e)
+    }
+}
+
 impl LakeError {
     /// A client error answered with HTTP 400.
     pub fn bad(code: &'static str, message: impl fmt::Display) -> Self {

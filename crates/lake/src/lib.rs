@@ -5,13 +5,11 @@
 //!
 //! - `server`: the HTTP listener; SigV4 on every request (`sigv4`);
 //! - `data`: `PutAuditEvents`, durable before it answers;
-//! - `control`: event data stores, channels, resource policies (`policy`)
-//!   and queries;
+//! - `control`: event data stores, channels, resource policies (evaluated
+//!   by `auditlake_cloudtrail::policy`, which clients share) and queries;
 //! - `catalog`: the SQLite catalog and ingest buffer;
 //! - `storage`: Parquet files per store and day behind `object_store`;
 //! - `sql` and `query`: the CloudTrail Lake SQL dialect on DataFusion;
-//! - `client`: the AWS SDK clients pointed at a lake, and the console's
-//!   integration set-up as SDK calls;
 //! - `testing`: a lake on a loopback port with fixed keys, for tests.
 //!
 //! Data flows one way: request → validation → catalog (committed) →
@@ -19,7 +17,6 @@
 
 pub mod arn;
 pub mod catalog;
-pub mod client;
 pub mod control;
 pub mod data;
 pub mod dict_group;
@@ -27,7 +24,6 @@ pub mod error;
 pub mod keys;
 pub mod merge;
 pub mod page_count;
-pub mod policy;
 pub mod query;
 pub mod record;
 pub mod server;

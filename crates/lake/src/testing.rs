@@ -69,11 +69,11 @@ impl LocalLake {
 
     /// A control-plane client as `account`.
     pub fn control(&self, account: &str) -> aws_sdk_cloudtrail::Client {
-        crate::client::control(&self.url, &key(account), REGION)
+        auditlake_cloudtrail::client::control(&self.url, &key(account), REGION)
     }
 
     /// A data-plane client as `account`.
     pub fn data(&self, account: &str) -> aws_sdk_cloudtraildata::Client {
-        crate::client::data(&self.url, &key(account), REGION)
+        auditlake_cloudtrail::client::data(&self.url, &key(account), REGION)
     }
 }

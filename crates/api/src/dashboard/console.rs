@@ -17,6 +17,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use auditlake_cloudtrail::client;
+use auditlake_cloudtrail::policy::Policy;
+use auditlake_cloudtrail::AccessKey;
 use auditlake_core::{Org, Scope};
 
 use super::pages::{org_for, store_failed};
@@ -24,48 +27,18 @@ use super::{Form, Page, Signed};
 use crate::AppState;
 
 /// Where the console sends queries: the lake this process runs.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct LakeConsole {
     /// The lake's endpoint URL.
     pub endpoint: String,
-    /// The lake's account (stores of other accounts are not reachable).
-    pub account_id: String,
-    /// A key of that account.
-    pub access_key_id: String,
-    /// Its secret.
-    pub secret_access_key: String,
-}
-
-impl std::fmt::Debug for LakeConsole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LakeConsole")
-            .field("endpoint", &self.endpoint)
-            .field("account_id", &self.account_id)
-            .finish_non_exhaustive()
-    }
+    /// A key of the lake's account (stores of other accounts are not
+    /// reachable); its `Debug` hides the secret.
+    pub key: AccessKey,
 }
 
 impl LakeConsole {
-    /// The same client `auditlake_lake::client::control` builds; built here
-    /// because the API does not depend on the lake crate (the lake is a peer
-    /// reached over HTTP, as AWS would be, and linking it would put
-    /// DataFusion into every build of the API).
     fn client(&self) -> ct::Client {
-        let creds = ct::config::Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            None,
-            None,
-            "auditlake-console",
-        );
-        ct::Client::from_conf(
-            ct::Config::builder()
-                .behavior_version(ct::config::BehaviorVersion::latest())
-                .region(ct::config::Region::new("us-east-1"))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(creds)
-                .build(),
-        )
+        client::control(&self.endpoint, &self.key, "us-east-1")
     }
 }
 
@@ -74,7 +47,14 @@ const MAX_ROWS: usize = 1_000;
 /// Longest the console waits for a query.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The stores the org's integrations feed in the local lake.
+/// The stores the org's integrations feed in the local lake and the org
+/// may read: those of channels whose resource policy binds them to the
+/// org's External ID (its ID) for the console's account, by the check
+/// `PutAuditEvents` makes ([`Policy::binds_external_id`]). Naming a
+/// channel in an integration proves nothing, since channel ARNs are not
+/// secret; a channel without a policy, or whose policy lets other External
+/// IDs in, belongs to no tenant. The policy is read on every visit, so a
+/// changed policy changes access at once.
 async fn stores(state: &AppState, lake: &LakeConsole, org: &Org) -> Result<Vec<String>, Page> {
     let items = state
         .store
@@ -89,17 +69,29 @@ async fn stores(state: &AppState, lake: &LakeConsole, org: &Org) -> Result<Vec<S
         .map_err(|e| store_failed(e, None))?
         .items;
     let client = lake.client();
+    let account = &lake.key.account_id;
+    let external_id = org.id.to_string();
     let mut out = BTreeSet::new();
-    for i in items
-        .iter()
-        .filter(|i| i.config.account_id == lake.account_id)
-    {
-        if let Ok(ch) = client
-            .get_channel()
-            .channel(&i.config.channel_arn)
-            .send()
-            .await
-        {
+    for i in items.iter().filter(|i| &i.config.account_id == account) {
+        let arn = &i.config.channel_arn;
+        // arn:aws:cloudtrail:<region>:<owner>:channel/<id>
+        let Some(owner) = arn.split(':').nth(4) else {
+            continue;
+        };
+        let Ok(policy) = client.get_resource_policy().resource_arn(arn).send().await else {
+            continue;
+        };
+        // Parsed against the ARN as the lake spells it, which the policy's
+        // `Resource` names.
+        let canonical = policy.resource_arn().unwrap_or(arn);
+        let bound = policy
+            .resource_policy()
+            .and_then(|text| Policy::parse(text, canonical).ok())
+            .is_some_and(|p| p.binds_external_id(account, owner, &external_id));
+        if !bound {
+            continue;
+        }
+        if let Ok(ch) = client.get_channel().channel(arn).send().await {
             for d in ch.destinations() {
                 out.insert(
                     d.location()

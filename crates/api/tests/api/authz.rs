@@ -20,6 +20,8 @@ enum Need {
     OrgRead,
     OrgAdmin,
     GroupAdmin,
+    /// What the org's readers are refused (400) after the rights check.
+    RefusedToOrgReaders,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,8 @@ const EVERYONE: [Who; 7] = [
 fn expected(need: Need, who: Who) -> u16 {
     match (who, need) {
         (Who::Anonymous | Who::Revoked, _) => 401,
+        (Who::OtherOrgAdmin | Who::OtherGroupAdmin, Need::RefusedToOrgReaders) => 404,
+        (_, Need::RefusedToOrgReaders) => 400,
         (Who::GroupAdmin, _) => 2,
         (Who::OtherOrgAdmin | Who::OtherGroupAdmin, _) => 404,
         (Who::OrgMember | Who::OrgAdmin, Need::GroupAdmin) => 404,
@@ -555,7 +559,7 @@ api_test!(
         // The lake console queries the stores the org's integrations feed
         // in the local lake: one here, whose ID only the org's readers see.
         let lake = h.lake.as_ref().expect("a test declared with_lake");
-        let feed = auditlake_lake::client::setup(
+        let feed = auditlake_cloudtrail::client::setup(
             &lake.control(OWNER),
             "console",
             &org.to_string(),
@@ -572,9 +576,34 @@ api_test!(
             .create_integration(Scope::Org(org), "console", config, &Actor::user(h.user.id))
             .await
             .unwrap();
+        // And a channel the org names but whose policy admits another
+        // tenant's External ID: its store is nobody's here.
+        let foreign = auditlake_cloudtrail::client::setup(
+            &lake.control(OWNER),
+            "foreign",
+            &uuid::Uuid::now_v7().to_string(),
+            OWNER,
+            7,
+        )
+        .await
+        .unwrap();
+        h.store
+            .create_integration(
+                Scope::Org(org),
+                "foreign",
+                auditlake_core::integration::CloudTrailConfig {
+                    account_id: OWNER.into(),
+                    channel_arn: foreign.channel_arn.clone(),
+                },
+                &Actor::user(h.user.id),
+            )
+            .await
+            .unwrap();
+        let foreign_store = foreign.event_data_store_id;
         let lake_store = feed.event_data_store_id;
         let hidden: Vec<String> = secrets(h).into_iter().chain([lake_store.clone()]).collect();
         let console_query = format!("select eventdata.eventname from {lake_store} limit 1");
+        let foreign_query = format!("select eventdata.eventname from {foreign_store} limit 1");
         let pages = [
             (format!("/orgs/{org}/lake"), Need::OrgRead),
             (format!("/orgs/{org}/settings"), Need::OrgRead),
@@ -645,6 +674,10 @@ api_test!(
                 }
                 if status == 200 && path.ends_with("/lake") {
                     assert!(text.contains(&lake_store), "{who:?} sees the org's store");
+                    assert!(
+                        !text.contains(&foreign_store),
+                        "{who:?} sees a store the channel's policy does not bind to the org"
+                    );
                 }
                 if status >= 300 {
                     for s in &hidden {
@@ -689,6 +722,12 @@ api_test!(
                     vec![("sql", console_query.as_str())],
                     Need::OrgRead,
                 ),
+                // One of the foreign store, refused to everyone.
+                (
+                    format!("/orgs/{org}/lake"),
+                    vec![("sql", foreign_query.as_str())],
+                    Need::RefusedToOrgReaders,
+                ),
                 (
                     format!("/orgs/{org}/integrations/cloudtrail"),
                     create.clone(),
@@ -723,7 +762,8 @@ api_test!(
                 if !ok {
                     table.push(format!("POST {path} as {who:?}: got {status} {location:?}"));
                 }
-                if !(200..400).contains(&status) {
+                // A refusal shown to a reader is a page of the org itself.
+                if !(200..400).contains(&status) && expected(*need, *who) != 400 {
                     for s in &hidden {
                         assert!(
                             !text.contains(s.as_str()),

@@ -269,3 +269,195 @@ api_test!(
         assert!(res.text().await.unwrap().contains("must be a date"));
     }
 );
+
+// The lake console lists and queries a store only for the tenant whose
+// External ID the channel's resource policy names: naming another tenant's
+// channel ARN in an integration (accepted, since ARNs are not secret; its
+// delivery fails on the policy) shows nothing of that tenant's store, both
+// ways; when the policy changes, access follows.
+api_test!(
+    the_console_shows_a_store_only_to_the_tenant_its_channel_policy_names,
+    with_lake,
+    |h| async move {
+        let lake = h.lake.as_ref().expect("a test declared with_lake");
+        let control = lake.control(OWNER);
+        let b = h.new_tenant("b@example.com", "Tenant B").await;
+        let (org_a, org_b) = (h.org.id, b.org.id);
+        let setup = |name: &'static str, external_id: uuid::Uuid| {
+            let control = control.clone();
+            async move {
+                auditlake_cloudtrail::client::setup(
+                    &control,
+                    name,
+                    &external_id.to_string(),
+                    OWNER,
+                    7,
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let feed_a = setup("tenant-a", org_a).await;
+        let feed_b = setup("tenant-b", org_b).await;
+        // Each tenant's secret, put with its own External ID.
+        for (feed, org, secret) in [
+            (&feed_a, org_a, "TENANT-A-CONFIDENTIAL"),
+            (&feed_b, org_b, "TENANT-B-CONFIDENTIAL"),
+        ] {
+            let data = format!(
+                r#"{{"version":"1.0","userIdentity":{{"type":"User","principalId":"u"}},"eventSource":"test","eventName":"secret.put","eventTime":"2026-12-01T00:00:00Z","UID":"{secret}","recipientAccountId":"{OWNER}","additionalEventData":{{"secret":"{secret}"}}}}"#
+            );
+            let put = lake
+                .data(OWNER)
+                .put_audit_events()
+                .channel_arn(&feed.channel_arn)
+                .external_id(org.to_string())
+                .audit_events(
+                    aws_sdk_cloudtraildata::types::AuditEvent::builder()
+                        .id(secret)
+                        .event_data(data)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(put.failed().is_empty(), "{put:?}");
+        }
+        // Each tenant names its own channel and the other's.
+        for (api, org, feeds) in [
+            (h.with_token(&h.token), org_a, [&feed_a, &feed_b]),
+            (b.api.clone(), org_b, [&feed_b, &feed_a]),
+        ] {
+            for (i, feed) in feeds.iter().enumerate() {
+                api.post(
+                    &format!("/rest/orgs/{org}/cloud_events/integrations?version=2023-01-25~experimental"),
+                    &serde_json::json!({"data": {"type": "org_integration", "attributes": {
+                        "type": "aws-cloudtrail", "name": format!("named-{i}"),
+                        "config": {"account_id": OWNER, "channel_arn": feed.channel_arn}}}}),
+                )
+                .await
+                .expect(201);
+            }
+        }
+
+        let console_a = Console::open(&h.base, &h.token, org_a).await;
+        let console_b = Console::open(&h.base, b.api.token(), org_b).await;
+        let (page_a, page_b) = (console_a.page().await, console_b.page().await);
+        assert!(
+            page_a.contains(&feed_a.event_data_store_id),
+            "A sees its store"
+        );
+        assert!(
+            !page_a.contains(&feed_b.event_data_store_id),
+            "A sees B's store"
+        );
+        assert!(
+            page_b.contains(&feed_b.event_data_store_id),
+            "B sees its store"
+        );
+        assert!(
+            !page_b.contains(&feed_a.event_data_store_id),
+            "B sees A's store"
+        );
+
+        let (status, text) = console_a.query(&feed_a.event_data_store_id).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.contains("TENANT-A-CONFIDENTIAL"), "{text}");
+        for (console, foreign, secret) in [
+            (&console_a, &feed_b, "TENANT-B-CONFIDENTIAL"),
+            (&console_b, &feed_a, "TENANT-A-CONFIDENTIAL"),
+        ] {
+            let (status, text) = console.query(&foreign.event_data_store_id).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+            assert!(text.contains("AccessDeniedException"), "{text}");
+            assert!(!text.contains(secret), "{text}");
+        }
+
+        // A's channel now admits B's External ID instead: A loses the
+        // store, B (which named the channel) gains it.
+        let policy = control
+            .get_resource_policy()
+            .resource_arn(&feed_a.channel_arn)
+            .send()
+            .await
+            .unwrap()
+            .resource_policy
+            .unwrap()
+            .replace(&org_a.to_string(), &org_b.to_string());
+        control
+            .put_resource_policy()
+            .resource_arn(&feed_a.channel_arn)
+            .resource_policy(policy)
+            .send()
+            .await
+            .unwrap();
+        assert!(!console_a.page().await.contains(&feed_a.event_data_store_id));
+        assert!(console_b.page().await.contains(&feed_a.event_data_store_id));
+        let (status, text) = console_a.query(&feed_a.event_data_store_id).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(!text.contains("TENANT-A-CONFIDENTIAL"), "{text}");
+
+        // A channel without a policy belongs to no tenant.
+        control
+            .delete_resource_policy()
+            .resource_arn(&feed_b.channel_arn)
+            .send()
+            .await
+            .unwrap();
+        assert!(!console_b.page().await.contains(&feed_b.event_data_store_id));
+    }
+);
+
+/// A signed-in session on one org's lake console.
+struct Console {
+    http: reqwest::Client,
+    url: String,
+    session: String,
+    csrf: String,
+}
+
+impl Console {
+    async fn open(base: &str, token: &str, org: uuid::Uuid) -> Self {
+        let mut console = Self {
+            http: client(),
+            url: format!("{base}/orgs/{org}/lake"),
+            session: sign_in(base, token).await,
+            csrf: String::new(),
+        };
+        let page = console.page().await;
+        let at = page.find(r#"name="csrf" value=""#).expect("a CSRF field");
+        let rest = &page[at + r#"name="csrf" value=""#.len()..];
+        console.csrf = rest[..rest.find('"').unwrap()].to_owned();
+        console
+    }
+
+    /// The console page, which lists the org's stores.
+    async fn page(&self) -> String {
+        let res = self
+            .http
+            .get(&self.url)
+            .header("cookie", format!("auditlake_session={}", self.session))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.unwrap()
+    }
+
+    /// Runs a query for the confidential rows of `store`.
+    async fn query(&self, store: &str) -> (StatusCode, String) {
+        let sql = format!(
+            "select eventdata.additionaleventdata from {store} where eventdata.additionaleventdata like '%CONFIDENTIAL%'"
+        );
+        let res = self
+            .http
+            .post(&self.url)
+            .header("cookie", format!("auditlake_session={}", self.session))
+            .form(&[("csrf", self.csrf.as_str()), ("sql", sql.as_str())])
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+}

@@ -170,9 +170,7 @@ impl Harness {
             let key = auditlake_lake::testing::key(OWNER);
             state.lake = Some(auditlake_api::LakeConsole {
                 endpoint: lake.url.clone(),
-                account_id: OWNER.to_owned(),
-                access_key_id: key.access_key_id,
-                secret_access_key: key.secret_access_key,
+                key,
             });
             (Some(lake), Some(dir))
         } else {
@@ -301,6 +299,11 @@ impl Api {
             token: Some(token.to_owned()),
             ..self.clone()
         }
+    }
+
+    /// The API token this client sends.
+    pub fn token(&self) -> &str {
+        self.token.as_deref().expect("a client with a token")
     }
 
     /// The same server, without credentials.

@@ -216,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("busy: {busy_rate:.0} events/s ({took:.2?})");
 
     // The baseline: one event per PutAuditEvents call, in sequence.
-    let data = auditlake_lake::client::data(&lake.url, &key(OWNER), REGION);
+    let data = auditlake_cloudtrail::client::data(&lake.url, &key(OWNER), REGION);
     let log = store.read_log(0, args.single_events as i64).await?;
     let start = Instant::now();
     for e in &log {

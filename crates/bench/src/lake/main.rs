@@ -113,11 +113,11 @@ impl Server {
 }
 
 fn control(url: &str) -> ct::Client {
-    auditlake_lake::client::control(url, &key(), "us-east-1")
+    auditlake_cloudtrail::client::control(url, &key(), "us-east-1")
 }
 
 fn data(url: &str) -> ctd::Client {
-    auditlake_lake::client::data(url, &key(), "us-east-1")
+    auditlake_cloudtrail::client::data(url, &key(), "us-east-1")
 }
 
 /// Creates an integration store, a channel and its policy with the CLI's

@@ -658,7 +658,7 @@ async fn run(
 
     // A store, channel and External ID policy per integration, as the
     // console's flow makes them, then the integrations through REST.
-    let ct = auditlake_lake::client::control(lake_url, key, REGION);
+    let ct = auditlake_cloudtrail::client::control(lake_url, key, REGION);
     let targets = [
         ("group registration", Scope::Group(boot.group_id)),
         ("org integration (in the group)", Scope::Org(ctx.orgs[1])),
@@ -671,7 +671,7 @@ async fn run(
             Scope::Org(o) => *o,
             Scope::User => unreachable!("no user integrations"),
         };
-        let setup = auditlake_lake::client::setup(
+        let setup = auditlake_cloudtrail::client::setup(
             &ct,
             &format!("soak-{n}"),
             &external.to_string(),
@@ -978,7 +978,7 @@ async fn run(
 /// A control-plane client for the delivery check (a fresh one, so its
 /// connections are not shared with the load's).
 fn ctx_ct(lake_url: &str, key: &AccessKey) -> aws_sdk_cloudtrail::Client {
-    auditlake_lake::client::control(lake_url, key, REGION)
+    auditlake_cloudtrail::client::control(lake_url, key, REGION)
 }
 
 /// The report as Markdown (also printed as the terminal table).

@@ -51,11 +51,11 @@ impl TestLake {
 }
 
 pub fn control_client(url: &str, key: &AccessKey) -> ct::Client {
-    auditlake_lake::client::control(url, key, REGION)
+    auditlake_cloudtrail::client::control(url, key, REGION)
 }
 
 pub fn data_client(url: &str, key: &AccessKey) -> ctd::Client {
-    auditlake_lake::client::data(url, key, REGION)
+    auditlake_cloudtrail::client::data(url, key, REGION)
 }
 
 /// The advanced event selector of an integration store.

@@ -3,7 +3,7 @@
 //! script would. Only the endpoint URL and the static key differ from AWS.
 //! [`setup`] is the console's "add integration" flow as SDK calls.
 
-use crate::keys::AccessKey;
+use crate::AccessKey;
 
 /// A `cloudtrail` (control plane) client for the lake at `endpoint`.
 pub fn control(endpoint: &str, key: &AccessKey, region: &str) -> aws_sdk_cloudtrail::Client {

@@ -18,8 +18,6 @@
 
 use serde_json::Value;
 
-use crate::error::LakeError;
-
 const PUT: &str = "cloudtrail-data:putauditevents";
 const EXTERNAL_ID: &str = "cloudtrail:externalid";
 
@@ -44,11 +42,17 @@ pub struct Policy {
     statements: Vec<Statement>,
 }
 
-fn not_valid(message: impl std::fmt::Display) -> LakeError {
-    LakeError::bad("ResourcePolicyNotValidException", message)
+/// Why a policy document is refused: CloudTrail's
+/// `ResourcePolicyNotValidException`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+fn not_valid(message: impl std::fmt::Display) -> PolicyError {
+    PolicyError(message.to_string())
 }
 
-fn strings(v: &Value, what: &str) -> Result<Vec<String>, LakeError> {
+fn strings(v: &Value, what: &str) -> Result<Vec<String>, PolicyError> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(items) if !items.is_empty() => items
@@ -79,7 +83,7 @@ fn account_of(principal: &str) -> Option<&str> {
 
 impl Policy {
     /// Parses and checks a policy document for the channel `channel_arn`.
-    pub fn parse(text: &str, channel_arn: &str) -> Result<Self, LakeError> {
+    pub fn parse(text: &str, channel_arn: &str) -> Result<Self, PolicyError> {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| not_valid(format!("the policy is not valid JSON: {e}")))?;
         let statements = match doc.get("Statement") {
@@ -172,38 +176,65 @@ impl Policy {
     /// Whether `caller` may call `PutAuditEvents` with `external_id` on a
     /// channel owned by `owner`.
     pub fn allows_put(&self, caller: &str, owner: &str, external_id: Option<&str>) -> bool {
-        let applies = |s: &Statement| {
-            let principal = caller == owner
-                || s.principals
-                    .iter()
-                    .any(|p| p == "*" || account_of(p) == Some(caller));
-            let action = s
-                .actions
-                .iter()
-                .any(|a| a == PUT || a == "cloudtrail-data:*" || a == "*");
-            let condition = match &s.external_id {
-                None => true,
-                Some((values, ignore_case)) => external_id.is_some_and(|given| {
-                    values.iter().any(|v| {
-                        if *ignore_case {
-                            v.eq_ignore_ascii_case(given)
-                        } else {
-                            v == given
-                        }
-                    })
-                }),
-            };
-            principal && action && condition
-        };
         let denied = self
             .statements
             .iter()
-            .any(|s| s.effect == Effect::Deny && applies(s));
+            .any(|s| s.effect == Effect::Deny && s.applies(caller, owner, external_id));
         let allowed = self
             .statements
             .iter()
-            .any(|s| s.effect == Effect::Allow && applies(s));
+            .any(|s| s.effect == Effect::Allow && s.applies(caller, owner, external_id));
         allowed && !denied
+    }
+
+    /// Whether the channel belongs to the tenant whose External ID is
+    /// `external_id`, as far as `caller` is concerned: `caller` may put
+    /// events with that External ID ([`Policy::allows_put`], the check
+    /// `PutAuditEvents` makes), and every statement that would let it put
+    /// events names the External IDs it accepts, so that no other tenant's
+    /// External ID (or none) passes unnamed. A statement that names several
+    /// External IDs binds the channel to each of them.
+    pub fn binds_external_id(&self, caller: &str, owner: &str, external_id: &str) -> bool {
+        self.allows_put(caller, owner, Some(external_id))
+            && self.statements.iter().all(|s| {
+                s.effect == Effect::Deny
+                    || !s.admits_caller(caller, owner)
+                    || s.external_id.is_some()
+            })
+    }
+}
+
+impl Statement {
+    /// Whether the statement is about `caller` calling `PutAuditEvents`.
+    fn admits_caller(&self, caller: &str, owner: &str) -> bool {
+        let principal = caller == owner
+            || self
+                .principals
+                .iter()
+                .any(|p| p == "*" || account_of(p) == Some(caller));
+        let action = self
+            .actions
+            .iter()
+            .any(|a| a == PUT || a == "cloudtrail-data:*" || a == "*");
+        principal && action
+    }
+
+    /// Whether the statement applies to `caller` putting events with
+    /// `external_id`.
+    fn applies(&self, caller: &str, owner: &str, external_id: Option<&str>) -> bool {
+        let condition = match &self.external_id {
+            None => true,
+            Some((values, ignore_case)) => external_id.is_some_and(|given| {
+                values.iter().any(|v| {
+                    if *ignore_case {
+                        v.eq_ignore_ascii_case(given)
+                    } else {
+                        v == given
+                    }
+                })
+            }),
+        };
+        self.admits_caller(caller, owner) && condition
     }
 }
 
@@ -243,15 +274,45 @@ mod tests {
         assert!(!p.allows_put("333333333333", "111111111111", None));
 
         let bad = partner_policy("x").replace("cloudtrail:ExternalId", "aws:SourceIp");
-        assert_eq!(
-            Policy::parse(&bad, ARN).unwrap_err().code(),
-            "ResourcePolicyNotValidException"
-        );
+        assert!(Policy::parse(&bad, ARN)
+            .unwrap_err()
+            .0
+            .contains("aws:SourceIp"));
         assert!(Policy::parse("not json", ARN).is_err());
         assert!(Policy::parse(
             &partner_policy("x").replace(ARN, "arn:aws:cloudtrail:us-east-1:1:channel/other"),
             ARN
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_channel_is_bound_only_to_the_external_ids_its_policy_names() {
+        let p = Policy::parse(&partner_policy("org-1"), ARN).unwrap();
+        let (owner, partner) = ("111111111111", "222222222222");
+        assert!(p.binds_external_id(owner, owner, "org-1"));
+        assert!(p.binds_external_id(partner, owner, "org-1"));
+        assert!(!p.binds_external_id(owner, owner, "org-2"));
+        assert!(!p.binds_external_id("333333333333", owner, "org-1"));
+
+        // A statement without a condition lets any External ID in: the
+        // channel is bound to no tenant, even to one another statement names.
+        let with_first = |statement: &str| {
+            partner_policy("org-1")
+                .replace("\"Statement\":[", &format!("\"Statement\":[{statement},"))
+        };
+        let open = with_first(
+            r#"{"Effect":"Allow","Principal":"*","Action":"cloudtrail-data:PutAuditEvents"}"#,
+        );
+        let open = Policy::parse(&open, ARN).unwrap();
+        assert!(open.allows_put(owner, owner, Some("org-1")));
+        assert!(!open.binds_external_id(owner, owner, "org-1"));
+
+        // A statement for another caller does not loosen this caller's.
+        let other =
+            with_first(r#"{"Effect":"Allow","Principal":{"AWS":"444444444444"},"Action":"*"}"#);
+        let other = Policy::parse(&other, ARN).unwrap();
+        assert!(other.binds_external_id(partner, owner, "org-1"));
+        assert!(!other.binds_external_id("444444444444", owner, "org-1"));
     }
 }
