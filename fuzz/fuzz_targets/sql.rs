@@ -14,7 +14,7 @@
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
-use auditlake_lake::query::{check_plan, QueryLimits};
+use auditlake_lake::query::check_plan;
 use auditlake_lake::sql::{prepare, quote_store_ids, MAX_STATEMENT};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
@@ -128,7 +128,7 @@ fn check(data: &[u8]) {
         statement.visit(&mut Into).is_continue(),
         "accepted SELECT ... INTO: {sql:?}"
     );
-    if let Ok(plan) = RUNTIME.block_on(check_plan(&prepared, &QueryLimits::default())) {
+    if let Ok(plan) = RUNTIME.block_on(check_plan(&prepared)) {
         check_read_only(&plan, &prepared.store_ids);
     }
 }

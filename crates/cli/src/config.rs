@@ -46,6 +46,18 @@ pub struct FileConfig {
     pub cloudtrail_endpoint: Option<String>,
     /// See `--event-source`.
     pub event_source: Option<String>,
+    /// See `--query-memory-mib`.
+    pub query_memory_mib: Option<usize>,
+    /// See `--query-concurrency`.
+    pub query_concurrency: Option<usize>,
+    /// See `--query-concurrency-per-account`.
+    pub query_concurrency_per_account: Option<usize>,
+    /// See `--query-timeout-secs`.
+    pub query_timeout_secs: Option<u64>,
+    /// See `--query-max-rows`.
+    pub query_max_rows: Option<usize>,
+    /// See `--query-max-result-mib`.
+    pub query_max_result_mib: Option<usize>,
 }
 
 impl FileConfig {

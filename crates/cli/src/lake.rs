@@ -15,7 +15,7 @@ use aws_sdk_cloudtrail as ct;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use auditlake_lake::{AccessKey, Lake, LakeConfig};
+use auditlake_lake::{AccessKey, Lake, LakeConfig, QueryLimits};
 
 use crate::admin::print;
 use crate::config::FileConfig;
@@ -38,6 +38,24 @@ pub struct LakeOptions {
     /// 12-digit account ID of that key
     #[arg(long, env = "AUDITLAKE_LAKE_ACCOUNT_ID")]
     pub lake_account_id: Option<String>,
+    /// Memory one lake query's process may allocate, in MiB [default: 1024]
+    #[arg(long, env = "AUDITLAKE_QUERY_MEMORY_MIB")]
+    pub query_memory_mib: Option<usize>,
+    /// Lake queries running at once; more wait as QUEUED [default: 2]
+    #[arg(long, env = "AUDITLAKE_QUERY_CONCURRENCY")]
+    pub query_concurrency: Option<usize>,
+    /// Lake queries of one account running at once, below --query-concurrency [default: 1]
+    #[arg(long, env = "AUDITLAKE_QUERY_CONCURRENCY_PER_ACCOUNT")]
+    pub query_concurrency_per_account: Option<usize>,
+    /// Seconds a lake query may run before it ends as TIMED_OUT [default: 120]
+    #[arg(long, env = "AUDITLAKE_QUERY_TIMEOUT_SECS")]
+    pub query_timeout_secs: Option<u64>,
+    /// Most rows a lake query may return [default: 1000000]
+    #[arg(long, env = "AUDITLAKE_QUERY_MAX_ROWS")]
+    pub query_max_rows: Option<usize>,
+    /// Most MiB of results a lake query may return [default: 64]
+    #[arg(long, env = "AUDITLAKE_QUERY_MAX_RESULT_MIB")]
+    pub query_max_result_mib: Option<usize>,
 }
 
 impl LakeOptions {
@@ -89,12 +107,54 @@ impl LakeOptions {
         }
     }
 
+    /// The query limits: flags, environment, file, defaults.
+    pub fn query_limits(&self, file: &FileConfig) -> QueryLimits {
+        let d = QueryLimits::default();
+        let pick = |flag: Option<usize>, key: Option<usize>, default: usize| {
+            flag.or(key).unwrap_or(default)
+        };
+        QueryLimits {
+            max_concurrent: pick(
+                self.query_concurrency,
+                file.query_concurrency,
+                d.max_concurrent,
+            ),
+            max_concurrent_per_account: pick(
+                self.query_concurrency_per_account,
+                file.query_concurrency_per_account,
+                d.max_concurrent_per_account,
+            ),
+            timeout: self
+                .query_timeout_secs
+                .or(file.query_timeout_secs)
+                .map_or(d.timeout, Duration::from_secs),
+            max_result_rows: pick(self.query_max_rows, file.query_max_rows, d.max_result_rows),
+            max_result_bytes: pick(
+                self.query_max_result_mib,
+                file.query_max_result_mib,
+                d.max_result_bytes >> 20,
+            )
+            .saturating_mul(1 << 20),
+            memory_limit: pick(
+                self.query_memory_mib,
+                file.query_memory_mib,
+                d.memory_limit >> 20,
+            )
+            .saturating_mul(1 << 20),
+        }
+    }
+
     /// Opens the lake. When it generated its own key, say where with
     /// [`credentials_notice`] once the listening lines are out.
     pub async fn open(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<Lake> {
         let dir = self.dir(file, data_dir);
         let mut config = LakeConfig::new(&dir);
         config.keys = self.key(file)?.into_iter().collect();
+        config.limits = self.query_limits(file);
+        config
+            .limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!("lake query limits: {e}"))?;
         Lake::open(config)
             .await
             .with_context(|| format!("opening the lake in {}", dir.display()))
@@ -187,6 +247,17 @@ enum LakeCommand {
     },
     /// Print the lake's access key as environment variables for the AWS CLI and SDKs
     Credentials,
+    /// Run one query that the lake hands over on standard input (the lake
+    /// starts these itself)
+    #[command(hide = true)]
+    QueryWorker,
+}
+
+impl LakeArgs {
+    /// Whether this is the lake's own query worker.
+    pub fn is_query_worker(&self) -> bool {
+        matches!(self.command, LakeCommand::QueryWorker)
+    }
 }
 
 /// The line that says where the lake's generated key is, when it made one.
@@ -271,6 +342,9 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
                 println!("# account ID: {}", key.account_id);
             }
             Ok(())
+        }
+        LakeCommand::QueryWorker => {
+            anyhow::bail!("the query worker runs only when the lake starts it")
         }
     }
 }

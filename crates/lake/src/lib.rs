@@ -42,7 +42,7 @@ use object_store::ObjectStore;
 
 pub use crate::error::{LakeError, Result};
 pub use crate::keys::{AccessKey, Keyring};
-pub use crate::query::QueryLimits;
+pub use crate::query::{QueryLimits, QueryWorker};
 
 use crate::catalog::{now_ms, Catalog};
 use crate::query::Queries;
@@ -68,8 +68,8 @@ pub struct LakeConfig {
     pub keys: Vec<AccessKey>,
     /// Query engine limits.
     pub limits: QueryLimits,
-    /// Where Parquet files go; `None`: `dir/objects` on the local disk.
-    pub objects: Option<Arc<dyn ObjectStore>>,
+    /// How queries' worker processes are started.
+    pub worker: QueryWorker,
 }
 
 impl LakeConfig {
@@ -79,7 +79,13 @@ impl LakeConfig {
             dir: dir.into(),
             keys: Vec::new(),
             limits: QueryLimits::default(),
-            objects: None,
+            // The `auditlake` binary's own worker command.
+            worker: QueryWorker::current_exe(&["lake", "query-worker"]).unwrap_or_else(|_| {
+                QueryWorker {
+                    program: "auditlake".into(),
+                    args: vec!["lake".into(), "query-worker".into()],
+                }
+            }),
         }
     }
 }
@@ -119,14 +125,13 @@ impl Lake {
                 LakeError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
             })?;
         }
-        let objects: Arc<dyn ObjectStore> = match config.objects {
-            Some(o) => o,
-            None => {
-                let root = config.dir.join("objects");
-                std::fs::create_dir_all(&root)?;
-                Arc::new(LocalFileSystem::new_with_prefix(&root)?)
-            }
-        };
+        config
+            .limits
+            .validate()
+            .map_err(|e| LakeError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let root = config.dir.join("objects");
+        std::fs::create_dir_all(&root)?;
+        let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
         let catalog = Catalog::open(&config.dir).await?;
         let storage = Storage::new(objects, catalog.clone());
         let removed = storage.remove_unlisted().await?;
@@ -136,7 +141,13 @@ impl Lake {
                 "removed Parquet files left unlisted by an interrupted flush"
             );
         }
-        let queries = Queries::new(catalog.clone(), storage.clone(), config.limits)?;
+        let queries = Queries::new(
+            catalog.clone(),
+            storage.clone(),
+            root,
+            config.limits,
+            config.worker,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 catalog,

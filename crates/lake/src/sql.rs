@@ -48,6 +48,14 @@ pub const MAX_STATEMENT: usize = 10_000;
 /// tokens, before the tree exists: dropping a too-deep tree overflows too.
 pub const MAX_OPERATORS: usize = 128;
 
+/// Most set operations (`UNION`, `EXCEPT`, `INTERSECT`) one statement may
+/// hold. Each nests the query tree a level, and planning recurses through
+/// them with frames far larger than an operator's: a debug build
+/// overflowed a 2 MiB stack between 110 and 120 of them, and a statement
+/// of the longest length can hold 500. Counted on the tokens, like
+/// [`MAX_OPERATORS`].
+pub const MAX_SET_OPERATIONS: usize = 32;
+
 fn invalid(message: impl std::fmt::Display) -> LakeError {
     LakeError::bad("InvalidQueryStatementException", message)
 }
@@ -124,6 +132,22 @@ pub fn quote_store_ids(sql: &str) -> (String, Vec<String>) {
 /// How many tokens of `sql` may add a level to an expression: every token
 /// but names, literals, separators and brackets, plus the keyword
 /// operators. `None` when it does not tokenize (the parser says why).
+/// How many set operations `sql` holds, counted on its tokens.
+fn set_operations(sql: &str) -> Option<usize> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    Some(
+        tokens
+            .iter()
+            .filter(|t| {
+                matches!(t, Token::Word(w) if matches!(
+                    w.keyword,
+                    Keyword::UNION | Keyword::EXCEPT | Keyword::INTERSECT | Keyword::MINUS
+                ))
+            })
+            .count(),
+    )
+}
+
 fn operators(sql: &str) -> Option<usize> {
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
     Some(
@@ -200,6 +224,11 @@ pub fn prepare(sql: &str) -> Result<Prepared, LakeError> {
     if operators(&text).is_some_and(|n| n > MAX_OPERATORS) {
         return Err(invalid(format!(
             "the statement is too complex: it may hold at most {MAX_OPERATORS} operators"
+        )));
+    }
+    if set_operations(&text).is_some_and(|n| n > MAX_SET_OPERATIONS) {
+        return Err(invalid(format!(
+            "the statement is too complex: it may hold at most {MAX_SET_OPERATIONS} UNION, EXCEPT or INTERSECT operations"
         )));
     }
     let mut statements = DFParser::parse_sql_with_dialect(&text, &GenericDialect {})

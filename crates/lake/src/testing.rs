@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::record::Stamp;
-use crate::{AccessKey, Lake, LakeConfig};
+use crate::{AccessKey, Lake, LakeConfig, QueryLimits, QueryWorker};
 
 /// The region test clients sign for.
 pub const REGION: &str = "us-east-1";
@@ -32,6 +32,34 @@ pub fn key(account: &str) -> AccessKey {
     }
 }
 
+/// The lake's query worker binary (`auditlake-query-worker`), which cargo
+/// builds beside the test binaries (`target/<profile>/`) when it tests the
+/// workspace or this crate; `AUDITLAKE_QUERY_WORKER` names another.
+pub fn query_worker() -> QueryWorker {
+    let program = match std::env::var_os("AUDITLAKE_QUERY_WORKER") {
+        Some(path) => path.into(),
+        None => {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            // target/<profile>/deps/<test> -> target/<profile>/
+            let profile = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("a test binary under target/<profile>/deps");
+            profile.join("auditlake-query-worker")
+        }
+    };
+    assert!(
+        program.exists(),
+        "no query worker at {}: build it with `cargo build -p auditlake-lake --bin auditlake-query-worker` \
+         (`cargo test --workspace` does)",
+        program.display()
+    );
+    QueryWorker {
+        program,
+        args: Vec::new(),
+    }
+}
+
 /// A lake serving on `127.0.0.1:<free port>`, keyed for [`OWNER`] and
 /// [`PARTNER`].
 pub struct LocalLake {
@@ -45,8 +73,15 @@ pub struct LocalLake {
 impl LocalLake {
     /// Opens the lake in `dir` (creating or reopening it) and serves it.
     pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, QueryLimits::default()).await
+    }
+
+    /// [`LocalLake::start`] with these query limits.
+    pub async fn start_with(dir: &Path, limits: QueryLimits) -> Self {
         let mut config = LakeConfig::new(dir);
         config.keys = vec![key(OWNER), key(PARTNER)];
+        config.worker = query_worker();
+        config.limits = limits;
         let lake = Lake::open(config).await.expect("open the test lake");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

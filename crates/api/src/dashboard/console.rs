@@ -12,9 +12,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudtrail as ct;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{json, Value};
 
 use auditlake_cloudtrail::client;
@@ -44,8 +44,11 @@ impl LakeConsole {
 
 /// Most rows shown or downloaded.
 const MAX_ROWS: usize = 1_000;
-/// Longest the console waits for a query.
-const WAIT: Duration = Duration::from_secs(60);
+/// Longest one request of the console waits for a query. A query still
+/// running then is shown as running, on a page that reloads itself until
+/// the lake ends it: the lake's own limits (its timeout above all) decide
+/// how long a query may take, here as through the API.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// The stores the org's integrations feed in the local lake and the org
 /// may read: those of channels whose resource policy binds them to the
@@ -126,60 +129,75 @@ struct Outcome {
     error: Option<String>,
 }
 
-async fn run(lake: &LakeConsole, sql: &str) -> Outcome {
-    let fail = |error: String| Outcome {
-        columns: Vec::new(),
-        rows: Vec::new(),
-        error: Some(error),
-    };
-    let client = lake.client();
-    let aws = |e: &dyn ct::error::ProvideErrorMetadata| {
-        format!(
-            "{}: {}",
-            e.code().unwrap_or("Error"),
-            e.message().unwrap_or("")
-        )
-    };
-    let started = match client.start_query().query_statement(sql).send().await {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(match e.as_service_error() {
-                Some(se) => aws(se),
-                None => format!(
-                    "the lake did not answer: {}",
-                    ct::error::DisplayErrorContext(&e)
-                ),
-            })
+impl Outcome {
+    fn failed(error: String) -> Self {
+        Self {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            error: Some(error),
         }
-    };
-    let id = started.query_id().unwrap_or_default().to_owned();
-    let deadline = Instant::now() + WAIT;
+    }
+}
+
+/// Where a query of the console stands.
+enum Progress {
+    /// It ended: its rows, or the lake's reason.
+    Ended(Outcome),
+    /// Still queued or running, by its ID.
+    Running(String),
+}
+
+fn aws_message(e: &dyn ct::error::ProvideErrorMetadata) -> String {
+    format!(
+        "{}: {}",
+        e.code().unwrap_or("Error"),
+        e.message().unwrap_or("")
+    )
+}
+
+/// Starts `sql` and follows it for up to [`WAIT`].
+async fn run(lake: &LakeConsole, sql: &str) -> Progress {
+    let client = lake.client();
+    match client.start_query().query_statement(sql).send().await {
+        Ok(started) => follow(&client, started.query_id().unwrap_or_default(), WAIT).await,
+        Err(e) => Progress::Ended(Outcome::failed(match e.as_service_error() {
+            Some(se) => aws_message(se),
+            None => format!(
+                "the lake did not answer: {}",
+                ct::error::DisplayErrorContext(&e)
+            ),
+        })),
+    }
+}
+
+/// Follows query `id` until it ends or `wait` has passed, polling as any
+/// client does; an ended query comes with its rows or the lake's reason.
+async fn follow(client: &ct::Client, id: &str, wait: Duration) -> Progress {
+    let deadline = Instant::now() + wait;
     loop {
-        match client.describe_query().query_id(&id).send().await {
+        match client.describe_query().query_id(id).send().await {
             Ok(d) => match d.query_status().map(|s| s.as_str()) {
                 Some("FINISHED") => break,
                 Some("QUEUED" | "RUNNING") => {}
                 Some(other) => {
-                    return fail(format!(
+                    return Progress::Ended(Outcome::failed(format!(
                         "{other}: {}",
                         d.error_message().unwrap_or("the query did not finish")
-                    ))
+                    )))
                 }
-                None => return fail("the lake gave no query status".into()),
+                None => {
+                    return Progress::Ended(Outcome::failed("the lake gave no query status".into()))
+                }
             },
             Err(e) => {
-                return fail(format!(
+                return Progress::Ended(Outcome::failed(format!(
                     "DescribeQuery: {}",
                     ct::error::DisplayErrorContext(&e)
-                ))
+                )))
             }
         }
-        if Instant::now() > deadline {
-            let _ = client.cancel_query().query_id(&id).send().await;
-            return fail(format!(
-                "the query took longer than {} s and was cancelled",
-                WAIT.as_secs()
-            ));
+        if Instant::now() >= deadline {
+            return Progress::Running(id.to_owned());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -192,17 +210,17 @@ async fn run(lake: &LakeConsole, sql: &str) -> Outcome {
     loop {
         let page = match client
             .get_query_results()
-            .query_id(&id)
+            .query_id(id)
             .set_next_token(token)
             .send()
             .await
         {
             Ok(p) => p,
             Err(e) => {
-                return fail(format!(
+                return Progress::Ended(Outcome::failed(format!(
                     "GetQueryResults: {}",
                     ct::error::DisplayErrorContext(&e)
-                ))
+                )))
             }
         };
         for row in page.query_result_rows() {
@@ -229,7 +247,7 @@ async fn run(lake: &LakeConsole, sql: &str) -> Outcome {
             break;
         }
     }
-    out
+    Progress::Ended(out)
 }
 
 /// Bars for a grouped result: two columns, the second numeric.
@@ -289,13 +307,70 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     s: Signed,
     Path(p): Path<HashMap<String, String>>,
-) -> Page {
-    let (org, _, ids) = match setup(&state, &s, &p).await {
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (org, lake, ids) = match setup(&state, &s, &p).await {
         Ok(v) => v,
-        Err(page) => return page,
+        Err(page) => return page.into_response(),
     };
-    let sql = ids.first().map(|id| seed_query(id)).unwrap_or_default();
-    render(&s, &org, &ids, &sql, None)
+    let Some(id) = q.get("query") else {
+        let sql = ids.first().map(|id| seed_query(id)).unwrap_or_default();
+        return render(&s, &org, &ids, &sql, None).into_response();
+    };
+    // A query of this console: the lake's account runs every org's, so
+    // one is shown only when every store it names is this org's.
+    let client = lake.client();
+    let sql = match client.describe_query().query_id(id).send().await {
+        Ok(d) => d.query_string().unwrap_or_default().to_owned(),
+        Err(_) => String::new(),
+    };
+    if sql.is_empty() || refused(&sql, &ids).is_some() {
+        return Page::error(
+            StatusCode::NOT_FOUND,
+            "No such query",
+            "This organization has no query with that ID.",
+            Some(&s),
+        )
+        .into_response();
+    }
+    let progress = follow(&client, id, Duration::from_secs(2)).await;
+    respond(
+        &s,
+        &org,
+        &ids,
+        &sql,
+        progress,
+        q.get("format").map(String::as_str),
+    )
+}
+
+/// The answer for a query's progress: its page, or its CSV when asked for
+/// and it finished.
+fn respond(
+    s: &Signed,
+    org: &Org,
+    ids: &[String],
+    sql: &str,
+    progress: Progress,
+    format: Option<&str>,
+) -> Response {
+    match progress {
+        Progress::Ended(outcome) if format == Some("csv") && outcome.error.is_none() => {
+            csv(&outcome)
+        }
+        Progress::Ended(outcome) => render(s, org, ids, sql, Some(&outcome)).into_response(),
+        Progress::Running(id) => {
+            let mut ctx = s.ctx();
+            ctx.insert("org".into(), json!({"id": org.id, "name": org.name}));
+            ctx.insert("stores".into(), json!(ids));
+            ctx.insert("sql".into(), json!(sql));
+            ctx.insert("running".into(), json!(id));
+            if format == Some("csv") {
+                ctx.insert("csv".into(), json!(true));
+            }
+            Page::render("console.html", Value::Object(ctx)).into_response()
+        }
+    }
 }
 
 fn render(s: &Signed, org: &Org, ids: &[String], sql: &str, outcome: Option<&Outcome>) -> Page {
@@ -331,25 +406,21 @@ pub(crate) async fn query(
         return page.into_response();
     }
     let sql = form.get("sql").trim().to_owned();
-    let outcome = if sql.is_empty() {
-        Outcome {
-            columns: Vec::new(),
-            rows: Vec::new(),
-            error: Some("Enter a query.".into()),
-        }
+    let progress = if sql.is_empty() {
+        Progress::Ended(Outcome::failed("Enter a query.".into()))
     } else if let Some(why) = refused(&sql, &ids) {
-        Outcome {
-            columns: Vec::new(),
-            rows: Vec::new(),
-            error: Some(why),
-        }
+        Progress::Ended(Outcome::failed(why))
     } else {
         run(&lake, &sql).await
     };
-    if form.get("format") == "csv" && outcome.error.is_none() {
-        return csv(&outcome);
+    let format = form.get("format");
+    if let Progress::Running(id) = &progress {
+        // Followed from here by the page of the query, which reloads
+        // itself until the query ends.
+        let csv = if format == "csv" { "&format=csv" } else { "" };
+        return Redirect::to(&format!("/orgs/{}/lake?query={id}{csv}", org.id)).into_response();
     }
-    render(&s, &org, &ids, &sql, Some(&outcome)).into_response()
+    respond(&s, &org, &ids, &sql, progress, Some(format))
 }
 
 fn csv(o: &Outcome) -> Response {

@@ -409,6 +409,115 @@ api_test!(
     }
 );
 
+// The console runs with the lake's own limits and shows its reasons; a
+// query still running has a page that reloads itself, which no other org
+// can open.
+api_test!(
+    the_console_reports_the_lakes_limits_and_follows_a_running_query,
+    with_lake,
+    |h| async move {
+        let lake = h.lake.as_ref().expect("a test declared with_lake");
+        let org = h.org.id;
+        let feed = auditlake_cloudtrail::client::setup(
+            &lake.control(OWNER),
+            "limits",
+            &org.to_string(),
+            OWNER,
+            7,
+        )
+        .await
+        .unwrap();
+        let events = (0..50).map(|i| {
+            aws_sdk_cloudtraildata::types::AuditEvent::builder()
+                .id(format!("e-{i}"))
+                .event_data(format!(
+                    r#"{{"version":"1.0","userIdentity":{{"type":"User","principalId":"u"}},"eventSource":"test","eventName":"org.test","eventTime":"2026-12-01T00:00:00Z","UID":"e-{i}","recipientAccountId":"{OWNER}"}}"#
+                ))
+                .build()
+                .unwrap()
+        });
+        lake.data(OWNER)
+            .put_audit_events()
+            .channel_arn(&feed.channel_arn)
+            .external_id(org.to_string())
+            .set_audit_events(Some(events.collect()))
+            .send()
+            .await
+            .unwrap();
+        h.store
+            .create_integration(
+                Scope::Org(org),
+                "limits",
+                auditlake_core::integration::CloudTrailConfig {
+                    account_id: OWNER.into(),
+                    channel_arn: feed.channel_arn.clone(),
+                },
+                &Actor::user(h.user.id),
+            )
+            .await
+            .unwrap();
+        let store = &feed.event_data_store_id;
+        let console = Console::open(&h.base, &h.token, org).await;
+
+        let (status, text) = console
+            .run(&format!(
+                "select length(repeat('x', 1000000000)) from {store} limit 1"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            text.contains("FAILED: The query exceeded its memory limit of 256 MiB."),
+            "{text}"
+        );
+        let endless = format!(
+            "select sum(length(concat(a.eventid, b.eventid))) from {store} a, {store} b, {store} c, {store} d, {store} e"
+        );
+        let (status, text) = console.run(&endless).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            text.contains("TIMED_OUT: The query ran longer than 4 seconds."),
+            "{text}"
+        );
+
+        // A query followed by its ID: running, then ended.
+        let id = lake
+            .control(OWNER)
+            .start_query()
+            .query_statement(&endless)
+            .send()
+            .await
+            .unwrap()
+            .query_id
+            .unwrap();
+        let page = console.get(&format!("?query={id}")).await;
+        assert_eq!(page.0, StatusCode::OK);
+        assert!(page.1.contains(r#"http-equiv="refresh""#), "{}", page.1);
+        assert!(page.1.contains(&id));
+        let b = h.new_tenant("b@example.com", "Tenant B").await;
+        let other = Console::open(&h.base, b.api.token(), b.org.id).await;
+        assert_eq!(
+            other.get(&format!("?query={id}")).await.0,
+            StatusCode::NOT_FOUND
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, text) = console.get(&format!("?query={id}")).await;
+            if !text.contains(r#"http-equiv="refresh""#) {
+                assert_eq!(status, StatusCode::BAD_REQUEST);
+                assert!(
+                    text.contains("TIMED_OUT: The query ran longer than 4 seconds."),
+                    "{text}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the query never ended"
+            );
+        }
+    }
+);
+
 /// A signed-in session on one org's lake console.
 struct Console {
     http: reqwest::Client,
@@ -432,6 +541,18 @@ impl Console {
         console
     }
 
+    /// The console page with `query` (`?...`); status and text.
+    async fn get(&self, query: &str) -> (StatusCode, String) {
+        let res = self
+            .http
+            .get(format!("{}{query}", self.url))
+            .header("cookie", format!("auditlake_session={}", self.session))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
     /// The console page, which lists the org's stores.
     async fn page(&self) -> String {
         let res = self
@@ -447,14 +568,19 @@ impl Console {
 
     /// Runs a query for the confidential rows of `store`.
     async fn query(&self, store: &str) -> (StatusCode, String) {
-        let sql = format!(
+        self.run(&format!(
             "select eventdata.additionaleventdata from {store} where eventdata.additionaleventdata like '%CONFIDENTIAL%'"
-        );
+        ))
+        .await
+    }
+
+    /// Submits `sql` from the console's form.
+    async fn run(&self, sql: &str) -> (StatusCode, String) {
         let res = self
             .http
             .post(&self.url)
             .header("cookie", format!("auditlake_session={}", self.session))
-            .form(&[("csrf", self.csrf.as_str()), ("sql", sql.as_str())])
+            .form(&[("csrf", self.csrf.as_str()), ("sql", sql)])
             .send()
             .await
             .unwrap();

@@ -166,7 +166,13 @@ impl Harness {
         let mut state = auditlake_api::AppState::new(store.clone());
         let (lake, lake_dir) = if with_lake {
             let dir = tempfile::tempdir().expect("lake directory");
-            let lake = LocalLake::start(dir.path()).await;
+            // Limits small enough for a test to meet them quickly.
+            let limits = auditlake_lake::QueryLimits {
+                timeout: Duration::from_secs(4),
+                memory_limit: 256 << 20,
+                ..Default::default()
+            };
+            let lake = LocalLake::start_with(dir.path(), limits).await;
             let key = auditlake_lake::testing::key(OWNER);
             state.lake = Some(auditlake_api::LakeConsole {
                 endpoint: lake.url.clone(),

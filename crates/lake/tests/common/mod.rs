@@ -25,7 +25,11 @@ impl TestLake {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
-        let local = auditlake_lake::testing::LocalLake::start(dir.path()).await;
+        Self::start_with(dir, auditlake_lake::QueryLimits::default()).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, limits: auditlake_lake::QueryLimits) -> Self {
+        let local = auditlake_lake::testing::LocalLake::start_with(dir.path(), limits).await;
         Self {
             lake: local.lake.clone(),
             url: local.url.clone(),
@@ -213,6 +217,55 @@ pub async fn run_query(client: &ct::Client, sql: &str) -> Vec<Vec<(String, Strin
         if token.is_none() {
             return rows;
         }
+    }
+}
+
+/// Polls `DescribeQuery` until the query is no longer queued or running;
+/// its status and error message.
+pub async fn wait_ended(client: &ct::Client, id: &str) -> (ct::types::QueryStatus, Option<String>) {
+    use ct::types::QueryStatus;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = client.describe_query().query_id(id).send().await.unwrap();
+        match d.query_status() {
+            Some(QueryStatus::Queued | QueryStatus::Running) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "query {id} never ended"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => {
+                return (
+                    other.cloned().expect("a status"),
+                    d.error_message().map(str::to_owned),
+                )
+            }
+        }
+    }
+}
+
+/// Puts `n` events into the channel, in calls of 100.
+pub async fn put_events(data: &ctd::Client, channel_arn: &str, n: usize) {
+    let time = now_text(0);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let entries = chunk
+            .iter()
+            .map(|i| {
+                entry(
+                    &format!("e-{i}"),
+                    event_data(&format!("uid-{i}"), "org.test", &time, "u"),
+                )
+            })
+            .collect();
+        let put = data
+            .put_audit_events()
+            .channel_arn(channel_arn)
+            .set_audit_events(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert!(put.failed().is_empty(), "{put:?}");
     }
 }
 
