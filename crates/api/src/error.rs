@@ -184,6 +184,16 @@ impl ApiError {
         )
     }
 
+    /// 503 for a request that found the server's budget for it spent.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Service busy",
+            "too many requests without credentials are in flight; retry later",
+        )
+    }
+
     /// Sets where the error lies.
     pub fn at(mut self, source: Source) -> Self {
         self.source = Some(source);

@@ -36,26 +36,10 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let named = path_tenant_ref(parts, state).await;
-        let header = parts.headers.get("authorization").ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing Authorization header; send `Authorization: token <API token>`",
-            )
-        })?;
-        let header = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
-        let (scheme, secret) = header
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| ApiError::unauthorized("use `Authorization: token <API token>`"))?;
-        if !scheme.eq_ignore_ascii_case("token") && !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::unauthorized(format!(
-                "unsupported authorization scheme {scheme:?}; use `token` or `bearer`"
-            )));
-        }
+        let secret = bearer(&parts.headers)?;
         let auth = state
             .store
-            .authenticate_request(secret.trim(), named)
+            .authenticate_request(secret, named)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the token is invalid, expired or revoked"))?;
         if let Some(limits) = &state.limits {
@@ -81,6 +65,34 @@ impl FromRequestParts<AppState> for Caller {
             ctx,
         })
     }
+}
+
+/// The API token of an `Authorization: token <secret>` (or `bearer`)
+/// header, or why there is none.
+fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers.get("authorization").ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing Authorization header; send `Authorization: token <API token>`",
+        )
+    })?;
+    let header = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+    let (scheme, secret) = header
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("use `Authorization: token <API token>`"))?;
+    if !scheme.eq_ignore_ascii_case("token") && !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::unauthorized(format!(
+            "unsupported authorization scheme {scheme:?}; use `token` or `bearer`"
+        )));
+    }
+    Ok(secret.trim())
+}
+
+/// The API token the headers carry, if any.
+pub(crate) fn token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    bearer(headers).ok()
 }
 
 /// The tenant a route's path names ([`PathParams::tenant`]), when its ID is

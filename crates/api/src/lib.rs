@@ -27,7 +27,6 @@ mod rest;
 mod v1;
 pub mod version;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -38,7 +37,13 @@ use tokio::net::TcpListener;
 
 use auditlake_store::Store;
 
-pub use budget::{BodyBudget, DEFAULT_BODY_BUDGET};
+pub use auditlake_http::{BodyBudget, ServeLimits};
+pub use budget::{STRANGERS_BODY_LIMIT, STRANGERS_BUDGET};
+
+/// The default budget of request bodies held at once: two ingest bodies at
+/// the 16 MiB limit (a body is held about five times over while it is
+/// parsed, validated and written).
+pub const DEFAULT_BODY_BUDGET: usize = 32 * 1024 * 1024;
 pub use rest::INGEST_BODY_LIMIT;
 
 /// Largest body of any other endpoint.
@@ -58,8 +63,13 @@ pub struct AppState {
     pub lake: Option<LakeConsole>,
     /// Per-token request limits of the APIs; `None`: unlimited.
     pub limits: Option<std::sync::Arc<RateLimits>>,
-    /// Request bodies held in memory at once (see `budget`).
+    /// Request bodies held in memory at once for requests with
+    /// credentials (see `budget`).
     pub bodies: BodyBudget,
+    /// The same for requests without (see `budget`).
+    pub strangers: BodyBudget,
+    /// What one client may hold of the listener.
+    pub serve: ServeLimits,
     /// Failed dashboard sign-ins of the last minutes.
     pub sign_ins: std::sync::Arc<SignInGuard>,
 }
@@ -107,6 +117,8 @@ impl AppState {
             lake: None,
             limits: None,
             bodies: BodyBudget::new(DEFAULT_BODY_BUDGET, INGEST_BODY_LIMIT),
+            strangers: BodyBudget::new(STRANGERS_BUDGET, STRANGERS_BODY_LIMIT),
+            serve: ServeLimits::default(),
             sign_ins: Default::default(),
         }
     }
@@ -155,25 +167,22 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(60),
         ))
         // Outside the timeout: waiting for the budget is not the request's
-        // fault, while holding it (reading a slow body) is bounded.
+        // fault, while holding it (reading a slow body) is bounded by the
+        // listener's read timeout.
         .layer(axum::middleware::from_fn_with_state(
-            state.bodies.clone(),
+            state.clone(),
             budget::admit,
         ))
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets running
-/// requests finish.
+/// Serves `app` on `listener` under `state.serve` until `shutdown`
+/// resolves, then lets running requests finish.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = state.serve;
+    auditlake_http::serve(listener, app(state), limits, shutdown).await
 }

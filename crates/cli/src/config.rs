@@ -58,6 +58,10 @@ pub struct FileConfig {
     pub query_max_rows: Option<usize>,
     /// See `--query-max-result-mib`.
     pub query_max_result_mib: Option<usize>,
+    /// See `--read-timeout-secs`.
+    pub read_timeout_secs: Option<u64>,
+    /// See `--max-connections-per-ip`.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl FileConfig {

@@ -165,6 +165,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let store = store.clone();
         let listen = args.listen.clone();
         let limits = args.limits.clone();
+        let serve_limits = args.lake.serve_limits(&file);
         async move {
             serve_on(
                 store,
@@ -172,6 +173,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 Some(run),
                 forwarding,
                 &limits,
+                serve_limits,
                 move |bound| {
                     let _ = tx.send(bound);
                 },

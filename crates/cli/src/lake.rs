@@ -15,7 +15,7 @@ use aws_sdk_cloudtrail as ct;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use auditlake_lake::{AccessKey, Lake, LakeConfig, QueryLimits};
+use auditlake_lake::{AccessKey, Lake, LakeConfig, QueryLimits, ServeLimits};
 
 use crate::admin::print;
 use crate::config::FileConfig;
@@ -56,6 +56,14 @@ pub struct LakeOptions {
     /// Most MiB of results a lake query may return [default: 64]
     #[arg(long, env = "AUDITLAKE_QUERY_MAX_RESULT_MIB")]
     pub query_max_result_mib: Option<usize>,
+    /// Seconds a client of the API or the lake may send nothing (headers,
+    /// body, or between requests) before it is dropped [default: 10]
+    #[arg(long, env = "AUDITLAKE_READ_TIMEOUT_SECS")]
+    pub read_timeout_secs: Option<u64>,
+    /// Connections one client address may hold on each listener; 0: no
+    /// cap [default: 64]
+    #[arg(long, env = "AUDITLAKE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl LakeOptions {
@@ -107,6 +115,22 @@ impl LakeOptions {
         }
     }
 
+    /// What one client may hold of each listener: flags, environment,
+    /// file, defaults.
+    pub fn serve_limits(&self, file: &FileConfig) -> ServeLimits {
+        let d = ServeLimits::default();
+        ServeLimits {
+            read_timeout: self
+                .read_timeout_secs
+                .or(file.read_timeout_secs)
+                .map_or(d.read_timeout, Duration::from_secs),
+            max_connections_per_ip: self
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.max_connections_per_ip),
+        }
+    }
+
     /// The query limits: flags, environment, file, defaults.
     pub fn query_limits(&self, file: &FileConfig) -> QueryLimits {
         let d = QueryLimits::default();
@@ -151,6 +175,7 @@ impl LakeOptions {
         let mut config = LakeConfig::new(&dir);
         config.keys = self.key(file)?.into_iter().collect();
         config.limits = self.query_limits(file);
+        config.serve = self.serve_limits(file);
         config
             .limits
             .validate()

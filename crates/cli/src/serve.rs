@@ -124,6 +124,7 @@ pub async fn serve_on(
     lake: Option<LakeRun>,
     forwarding: Option<Forwarding>,
     limits: &LimitOptions,
+    serve_limits: auditlake_api::ServeLimits,
     announce: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     auditlake_api::install_metrics();
@@ -174,6 +175,7 @@ pub async fn serve_on(
         limits.body_budget_mib.saturating_mul(1024 * 1024),
         auditlake_api::INGEST_BODY_LIMIT,
     );
+    state.serve = serve_limits;
     if let (Some(addr), Some(key)) = (lake_addr, lake_key.as_ref()) {
         state.lake = Some(auditlake_api::LakeConsole {
             endpoint: format!("http://{addr}"),
@@ -217,14 +219,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .and_then(|l| crate::lake::credentials_notice(&l.lake));
     // Printed on stdout so scripts and tests can wait for the server: the
     // listening lines come first.
-    serve_on(store, &listen, lake, forwarding, &args.limits, |bound| {
-        say!("auditlake listening on http://{}", bound.api);
-        if let Some(lake) = bound.lake {
-            say!("auditlake lake listening on http://{lake}");
-        }
-        if let Some(notice) = notice {
-            say!("{notice}");
-        }
-    })
+    let serve_limits = args.lake.serve_limits(&file);
+    serve_on(
+        store,
+        &listen,
+        lake,
+        forwarding,
+        &args.limits,
+        serve_limits,
+        |bound| {
+            say!("auditlake listening on http://{}", bound.api);
+            if let Some(lake) = bound.lake {
+                say!("auditlake lake listening on http://{lake}");
+            }
+            if let Some(notice) = notice {
+                say!("{notice}");
+            }
+        },
+    )
     .await
 }

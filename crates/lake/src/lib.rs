@@ -56,6 +56,8 @@ const FLUSH_THRESHOLD: u64 = 50_000;
 /// memory (each body is held several times over while it is parsed and
 /// written).
 const BODY_BUDGET: usize = 32 * 1024 * 1024;
+
+pub use auditlake_http::ServeLimits;
 const DAY_MS: i64 = 86_400_000;
 
 /// How to open a lake.
@@ -70,6 +72,8 @@ pub struct LakeConfig {
     pub limits: QueryLimits,
     /// How queries' worker processes are started.
     pub worker: QueryWorker,
+    /// What one client may hold of the listener.
+    pub serve: ServeLimits,
 }
 
 impl LakeConfig {
@@ -86,6 +90,7 @@ impl LakeConfig {
                     args: vec!["lake".into(), "query-worker".into()],
                 }
             }),
+            serve: ServeLimits::default(),
         }
     }
 }
@@ -105,8 +110,9 @@ struct Inner {
     generated_key: Option<PathBuf>,
     since_flush: AtomicU64,
     wake: tokio::sync::Notify,
-    /// KiB of request bodies held at once (see `server::handle`).
-    bodies: tokio::sync::Semaphore,
+    /// Request bodies held at once (see `server::handle`).
+    bodies: auditlake_http::BodyBudget,
+    serve: ServeLimits,
 }
 
 impl Lake {
@@ -157,17 +163,20 @@ impl Lake {
                 generated_key,
                 since_flush: AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
-                bodies: tokio::sync::Semaphore::new(BODY_BUDGET / 1024),
+                bodies: auditlake_http::BodyBudget::new(BODY_BUDGET, data::MAX_BODY),
+                serve: config.serve,
             }),
         })
     }
 
-    /// Waits until `bytes` more of request body may be held in memory;
-    /// the budget returns when the permit is dropped.
-    pub(crate) async fn hold_body(&self, bytes: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
-        // Never closed, so acquiring only waits.
-        self.inner.bodies.acquire_many(kib).await.ok()
+    /// The budget of request bodies held at once.
+    pub(crate) fn bodies(&self) -> &auditlake_http::BodyBudget {
+        &self.inner.bodies
+    }
+
+    /// What one client may hold of the listener.
+    pub fn serve_limits(&self) -> ServeLimits {
+        self.inner.serve
     }
 
     /// The catalog.

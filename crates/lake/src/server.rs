@@ -8,7 +8,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse as _, Response};
@@ -97,29 +97,30 @@ async fn handle(
                 "Unknown operation: send POST /PutAuditEvents, or POST / with an X-Amz-Target of CloudTrail_20131101.",
             ));
         }
-        // Larger than the limit is refused unread; unknown length may be
-        // up to the limit.
-        let declared = headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        let _held = lake
-            .hold_body(match declared {
-                Some(n) if n > MAX_BODY => 0,
-                Some(n) => n,
-                None => MAX_BODY,
-            })
-            .await;
-        let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-            LakeError::with_status(
-                413,
-                "RequestEntityTooLargeException",
-                format!("The request body is larger than {MAX_BODY} bytes."),
-            )
-        })?;
         let service = match plane {
             Plane::Data => "cloudtrail-data",
             Plane::Control => "cloudtrail",
         };
+        // What the headers alone can show is checked before any of the
+        // body budget is taken or the body read: a client without a key
+        // of this lake holds nothing.
+        sigv4::check_headers(lake.keys(), service, &headers, SystemTime::now())?;
+        let _held = lake.bodies().hold(&headers, !body.is_end_stream()).await;
+        let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+            if auditlake_http::is_read_timeout(&e) {
+                LakeError::with_status(
+                    408,
+                    "RequestTimeoutException",
+                    "The request body stopped arriving.",
+                )
+            } else {
+                LakeError::with_status(
+                    413,
+                    "RequestEntityTooLargeException",
+                    format!("The request body is larger than {MAX_BODY} bytes."),
+                )
+            }
+        })?;
         let caller = sigv4::verify(lake.keys(), service, &method, &uri, &headers, &bytes, SystemTime::now())?;
         match plane {
             Plane::Data => {
@@ -157,13 +158,13 @@ pub fn router(lake: Lake) -> Router {
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
-/// Serves the lake on `listener` until `shutdown` resolves.
+/// Serves the lake on `listener` until `shutdown` resolves, under the
+/// lake's [`ServeLimits`](crate::ServeLimits).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     lake: Lake,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(lake))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = lake.serve_limits();
+    auditlake_http::serve(listener, router(lake), limits, shutdown).await
 }

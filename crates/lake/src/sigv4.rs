@@ -98,17 +98,33 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
     Some(dt.assume_utc().into())
 }
 
-/// Verifies the request's signature for `service` (`cloudtrail` or
-/// `cloudtrail-data`) and returns who signed it.
-pub fn verify(
+/// What a request's headers establish before its body is read: a known
+/// key scoped to the service, a fresh date, and the headers it signed.
+struct Claimed<'a> {
+    auth: AuthHeader<'a>,
+    key: &'a AccessKey,
+    signed_at: SystemTime,
+    signed: Vec<(&'a str, &'a str)>,
+}
+
+/// The checks a request's headers allow on their own: the listener makes
+/// them before it takes any of its body budget or reads the body, so that a
+/// client without a key of this lake holds nothing.
+pub fn check_headers(
     keys: &Keyring,
     service: &str,
-    method: &Method,
-    uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
     now: SystemTime,
-) -> Result<Caller, LakeError> {
+) -> Result<(), LakeError> {
+    claimed(keys, service, headers, now).map(drop)
+}
+
+fn claimed<'a>(
+    keys: &'a Keyring,
+    service: &str,
+    headers: &'a HeaderMap,
+    now: SystemTime,
+) -> Result<Claimed<'a>, LakeError> {
     let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
         return Err(denied(
             "MissingAuthenticationTokenException",
@@ -191,7 +207,31 @@ pub fn verify(
             })?;
         signed.push((*name, value));
     }
+    Ok(Claimed {
+        auth,
+        key,
+        signed_at,
+        signed,
+    })
+}
 
+/// Verifies the request's signature for `service` (`cloudtrail` or
+/// `cloudtrail-data`) and returns who signed it.
+pub fn verify(
+    keys: &Keyring,
+    service: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Caller, LakeError> {
+    let Claimed {
+        auth,
+        key,
+        signed_at,
+        signed,
+    } = claimed(keys, service, headers, now)?;
     let identity: Identity = Credentials::new(
         &key.access_key_id,
         &key.secret_access_key,

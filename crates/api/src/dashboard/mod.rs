@@ -245,6 +245,11 @@ fn see_other(to: &str, cookies: &[String]) -> Response {
     res
 }
 
+/// The dashboard session secret the headers carry, if any.
+pub(crate) fn session_secret(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
