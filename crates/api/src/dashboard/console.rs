@@ -423,19 +423,28 @@ pub(crate) async fn query(
     respond(&s, &org, &ids, &sql, progress, Some(format))
 }
 
-fn csv(o: &Outcome) -> Response {
-    let field = |v: &str| {
-        if v.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", v.replace('"', "\"\""))
-        } else {
-            v.to_owned()
-        }
-    };
-    let mut out = String::new();
-    for line in std::iter::once(&o.columns).chain(&o.rows) {
-        out.push_str(&line.iter().map(|v| field(v)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
+/// A cell as it goes into the CSV download. A cell that starts with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return is a formula to a spreadsheet,
+/// and event data is written by whoever sends events: such a cell gets a
+/// leading `'`, as OWASP's CSV injection advice says, so it opens as text.
+fn neutralised(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
+}
+
+fn csv(o: &Outcome) -> Response {
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    // Writing to memory fails only if memory does.
+    for line in std::iter::once(&o.columns).chain(&o.rows) {
+        out.write_record(line.iter().map(|v| neutralised(v).into_owned()))
+            .expect("writing CSV to memory");
+    }
+    let body = out.into_inner().expect("writing CSV to memory");
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -444,7 +453,7 @@ fn csv(o: &Outcome) -> Response {
                 "attachment; filename=\"query-results.csv\"",
             ),
         ],
-        out,
+        body,
     )
         .into_response()
 }
@@ -469,11 +478,14 @@ mod tests {
         assert!(refused(&format!("select * from \"{other}\""), &allowed).is_some());
     }
 
-    #[test]
-    fn grouped_results_get_a_chart_and_csv_is_quoted() {
+    #[tokio::test]
+    async fn grouped_results_get_a_chart_and_csv_is_quoted() {
         let o = Outcome {
             columns: vec!["name".into(), "n".into()],
-            rows: vec![vec!["a,b".into(), "4".into()], vec!["c".into(), "2".into()]],
+            rows: vec![
+                vec!["a,b".into(), "4".into()],
+                vec!["c\"d".into(), "2".into()],
+            ],
             error: None,
         };
         let c = chart(&o);
@@ -481,5 +493,41 @@ mod tests {
         assert_eq!(c[1]["pct"], 50.0);
         let res = csv(&o);
         assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(body, "name,n\r\n\"a,b\",4\r\n\"c\"\"d\",2\r\n");
+    }
+
+    /// Cells a spreadsheet would run as formulas open as text (OWASP's
+    /// CSV injection advice); others, negative numbers included, only
+    /// where they start with one of the characters.
+    #[tokio::test]
+    async fn csv_cells_that_start_a_formula_are_neutralised() {
+        let o = Outcome {
+            columns: vec!["v".into()],
+            rows: [
+                "=HYPERLINK(\"http://x\")",
+                "+1+1",
+                "-2",
+                "@SUM(A1)",
+                "\tx",
+                "\rx",
+                "a=b",
+                "ok",
+            ]
+            .iter()
+            .map(|v| vec![(*v).to_owned()])
+            .collect(),
+            error: None,
+        };
+        let body = axum::body::to_bytes(csv(&o).into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "v\r\n\"'=HYPERLINK(\"\"http://x\"\")\"\r\n'+1+1\r\n'-2\r\n'@SUM(A1)\r\n'\tx\r\n\"'\rx\"\r\na=b\r\nok\r\n"
+        );
     }
 }
