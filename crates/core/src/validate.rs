@@ -42,9 +42,15 @@ impl ValidationError {
     }
 }
 
-/// Content already known to be valid JSON text (a parser checked it): it
-/// must be an object of at most [`MAX_CONTENT_BYTES`]. The text is kept as
-/// sent.
+/// How deep event content may nest: responses embed it a few levels down
+/// (a search result at the fourth), and common JSON parsers stop at 128
+/// levels, so every reader can parse a response that holds such content.
+pub const MAX_CONTENT_DEPTH: usize = 64;
+
+/// Content already known to be JSON text (a parser skimmed it): it must be
+/// an object of at most [`MAX_CONTENT_BYTES`] that every reader can parse:
+/// at most [`MAX_CONTENT_DEPTH`] levels deep, with numbers that fit a
+/// double. The text is kept as sent.
 pub fn content_text(text: &str) -> Result<String, ValidationError> {
     if !text.trim_start().starts_with('{') {
         return Err(ValidationError::new("content must be a JSON object"));
@@ -55,7 +61,96 @@ pub fn content_text(text: &str) -> Result<String, ValidationError> {
             text.len()
         )));
     }
+    let mut parser = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(Readable { depth: 0 }, &mut parser)
+        .and_then(|()| parser.end())
+        .map_err(|e| {
+            ValidationError::new(format!(
+                "content must parse as JSON at most {MAX_CONTENT_DEPTH} levels deep, with numbers that fit a double: {e}"
+            ))
+        })?;
     Ok(text.to_owned())
+}
+
+/// A JSON value parsed as every reader parses it, checking what a
+/// skimming parse does not: numbers are turned into values, and arrays and
+/// objects count against [`MAX_CONTENT_DEPTH`]. Nothing is kept, so nothing
+/// is allocated.
+#[derive(Clone, Copy)]
+struct Readable {
+    /// Arrays and objects around the value.
+    depth: usize,
+}
+
+impl Readable {
+    fn inner<E: serde::de::Error>(self) -> Result<Readable, E> {
+        if self.depth >= MAX_CONTENT_DEPTH {
+            return Err(E::custom(format!(
+                "nested more than {MAX_CONTENT_DEPTH} levels"
+            )));
+        }
+        Ok(Readable {
+            depth: self.depth + 1,
+        })
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Readable {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Readable {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(E::custom("number out of range"))
+        }
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
 }
 
 /// A client timestamp must lie in `[now - MAX_PAST, now + MAX_FUTURE_SKEW]`.
@@ -162,6 +257,43 @@ mod tests {
         assert!(content_text(r#""x""#).is_err());
         let big = format!(r#"{{"x":"{}"}}"#, "y".repeat(MAX_CONTENT_BYTES));
         assert!(content_text(&big).unwrap_err().message.contains("at most"));
+    }
+
+    /// Content no reader can parse was stored and forwarded, and shown as
+    /// `null`: too deep, or a number past a double's range.
+    #[test]
+    fn content_text_must_parse_as_every_reader_parses_it() {
+        // `levels` arrays inside the object: levels + 1 deep.
+        let nested =
+            |levels: usize| format!(r#"{{"a":{}1{}}}"#, "[".repeat(levels), "]".repeat(levels));
+        content_text(&nested(MAX_CONTENT_DEPTH - 1)).unwrap();
+        let deep = content_text(&nested(MAX_CONTENT_DEPTH)).unwrap_err();
+        assert!(deep.message.contains("levels deep"), "{deep}");
+        let object_deep = format!(
+            r#"{}1{}"#,
+            r#"{"a":"#.repeat(MAX_CONTENT_DEPTH + 1),
+            "}".repeat(MAX_CONTENT_DEPTH + 1)
+        );
+        assert!(content_text(&object_deep).is_err());
+        // Far past serde_json's own recursion limit: an error, not a crash.
+        assert!(content_text(&nested(100_000)).is_err());
+        for number in ["1e999", "-1e400", "1.7976931348623159e309"] {
+            let text = format!(r#"{{"n":{number}}}"#);
+            assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
+            assert!(content_text(&text).is_err(), "{number}");
+        }
+        for fine in [
+            "1e308",
+            "-0.0",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.5",
+        ] {
+            let text = format!(r#"{{"n":{fine},"s":"x","b":true,"z":null,"o":{{}},"l":[]}}"#);
+            serde_json::from_str::<serde_json::Value>(&text).unwrap();
+            content_text(&text).unwrap();
+        }
+        assert!(content_text(r#"{"a":1} x"#).is_err());
     }
 
     #[test]

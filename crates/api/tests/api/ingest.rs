@@ -670,3 +670,44 @@ api_test!(group_ingest_and_idempotency_per_tenant, |h| async move {
         .await;
     assert_eq!(field(&orgs, "event"), ["org.policy.create"]);
 });
+
+// Content that no reader can parse (too deep, or a number past a
+// double's range) was stored, forwarded and shown as `null`; it is
+// refused with a 400 that names the field, and nothing is stored.
+api_test!(
+    content_must_parse_as_every_reader_parses_it,
+    |h| async move {
+        let url = format!("{}/audit_logs/events", org_base(h));
+        let head = h.head().await;
+        let body = |content: &str| {
+            format!(
+                r#"{{"data":{{"type":"audit_event","attributes":{{"idempotency_id":"r-1","event":"org.target.create","content":{content}}}}}}}"#
+            )
+        };
+        let deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(64), "]".repeat(64));
+        for content in [deep.as_str(), r#"{"n":1e999}"#, r#"{"n":[-1e400]}"#] {
+            let r = send(
+                h.request(Method::POST, &url)
+                    .header("content-type", JSONAPI)
+                    .body(body(content)),
+            )
+            .await;
+            let e = r.error_at(400, "pointer", "/data/attributes/content");
+            assert!(
+                e["detail"].as_str().unwrap().contains("must parse as JSON"),
+                "{}",
+                r.text
+            );
+        }
+        assert!(stored_since(h, head).await.is_empty());
+        // Within the limits, the same shapes are stored as sent.
+        let fine = format!(r#"{{"a":{}1{}}}"#, "[".repeat(63), "]".repeat(63));
+        send(
+            h.request(Method::POST, &url)
+                .header("content-type", JSONAPI)
+                .body(body(&fine)),
+        )
+        .await
+        .expect(201);
+    }
+);
