@@ -50,6 +50,7 @@ pub use rest::INGEST_BODY_LIMIT;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub use dashboard::{LakeConsole, SignInGuard};
+pub use ops::MetricsAccess;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -58,6 +59,8 @@ pub struct AppState {
     pub store: Store,
     /// Renders `/metrics`; `None` when no recorder is installed (tests).
     pub metrics: Option<PrometheusHandle>,
+    /// Who may read `/metrics`, and what it shows.
+    pub metrics_access: MetricsAccess,
     /// The local lake, for the dashboard's query console; `None` when this
     /// process runs none.
     pub lake: Option<LakeConsole>,
@@ -114,6 +117,7 @@ impl AppState {
         Self {
             store,
             metrics: METRICS.get().cloned(),
+            metrics_access: MetricsAccess::default(),
             lake: None,
             limits: None,
             bodies: BodyBudget::new(DEFAULT_BODY_BUDGET, INGEST_BODY_LIMIT),

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -39,11 +41,75 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Who may read `/metrics`: the holder of the configured bearer token.
+/// Metrics name integrations and, when asked, tenants; with no token
+/// configured, nobody may.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    /// SHA-256 of the token; `None`: `/metrics` is off.
+    token: Option<[u8; 32]>,
+    /// Whether the integration series carry the tenant's ID
+    /// (`external_id`, the Organization or Group ID).
+    pub tenant_labels: bool,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsAccess")
+            .field("token", &self.token.map(|_| "<set>"))
+            .field("tenant_labels", &self.tenant_labels)
+            .finish()
+    }
+}
+
+impl MetricsAccess {
+    /// `/metrics` for the holder of `token`, with or without tenant labels.
+    pub fn with_token(token: &str, tenant_labels: bool) -> Self {
+        Self {
+            token: Some(Sha256::digest(token.as_bytes()).into()),
+            tenant_labels,
+        }
+    }
+
+    /// Whether the request's headers carry the token.
+    fn admits(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(want) = &self.token else {
+            return false;
+        };
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| Sha256::digest(token.trim().as_bytes()));
+        given.is_some_and(|g| bool::from(g.as_slice().ct_eq(want)))
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if state.metrics_access.token.is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are off: start the server with --metrics-token to read them",
+        )
+            .into_response();
+    }
+    if !state.metrics_access.admits(&headers) {
+        let mut res = (
+            StatusCode::UNAUTHORIZED,
+            "send the metrics token: Authorization: Bearer <token>",
+        )
+            .into_response();
+        res.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return res;
+    }
     match &state.metrics {
         Some(h) => {
             let mut text = h.render();
-            match integration_metrics(&state.store).await {
+            match integration_metrics(&state.store, state.metrics_access.tenant_labels).await {
                 Ok(more) => text.push_str(&more),
                 Err(e) => tracing::warn!(error = %e, "reading integrations for /metrics failed"),
             }
@@ -63,6 +129,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// integrations leave no stale series behind.
 async fn integration_metrics(
     store: &auditlake_store::Store,
+    tenant_labels: bool,
 ) -> Result<String, auditlake_store::StoreError> {
     use std::fmt::Write as _;
     let now = auditlake_core::time_fmt::now_micros();
@@ -110,11 +177,10 @@ async fn integration_metrics(
                 auditlake_core::Scope::Group(_) => "group",
                 _ => "org",
             };
-            let labels = format!(
-                "integration=\"{}\",level=\"{level}\",external_id=\"{}\"",
-                i.id,
-                i.external_id()
-            );
+            let mut labels = format!("integration=\"{}\",level=\"{level}\"", i.id);
+            if tenant_labels {
+                let _ = write!(labels, ",external_id=\"{}\"", i.external_id());
+            }
             let age = lag.age_us(now) as f64 / 1e6;
             let values = [
                 lag.events.to_string(),

@@ -48,6 +48,14 @@ pub struct LimitOptions {
     /// database) within this time; 0 checks the database on every request
     #[arg(long, env = "AUDITLAKE_AUTH_CACHE_MS", default_value_t = auditlake_store::DEFAULT_AUTH_CACHE_TTL.as_millis() as u64)]
     pub auth_cache_ms: u64,
+    /// Bearer token that /metrics requires (Prometheus: `authorization:
+    /// {credentials: ...}`); without one, /metrics is off
+    #[arg(long, env = "AUDITLAKE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Label the integration series of /metrics with the tenant's ID
+    /// (`external_id`: an Organization or Group ID)
+    #[arg(long, env = "AUDITLAKE_METRICS_TENANT_LABELS")]
+    pub metrics_tenant_labels: bool,
 }
 
 /// A lake to run beside the API: where it listens and a key it accepts
@@ -176,6 +184,10 @@ pub async fn serve_on(
         auditlake_api::INGEST_BODY_LIMIT,
     );
     state.serve = serve_limits;
+    if let Some(token) = &limits.metrics_token {
+        state.metrics_access =
+            auditlake_api::MetricsAccess::with_token(token, limits.metrics_tenant_labels);
+    }
     if let (Some(addr), Some(key)) = (lake_addr, lake_key.as_ref()) {
         state.lake = Some(auditlake_api::LakeConsole {
             endpoint: format!("http://{addr}"),

@@ -21,6 +21,9 @@ fn bootstrap(url: &str) -> Value {
 
 /// Starts `auditlake serve` and returns it with its base URL, once it
 /// announced that it listens.
+/// The token `/metrics` wants from the servers of these tests.
+const METRICS_TOKEN: &str = "metrics-token-for-tests";
+
 fn serve(url: &str) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
@@ -32,6 +35,7 @@ fn serve(url: &str) -> (Child, String) {
             url,
         ])
         .env("AUDITLAKE_LOG", "warn")
+        .env("AUDITLAKE_METRICS_TOKEN", METRICS_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -88,8 +92,40 @@ async fn bootstrap_prints_ids_and_a_working_token(backend: Backend) {
     assert_eq!(org["data"]["attributes"]["group_id"], b["group_id"]);
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    // An integration, for the delivery series of /metrics.
+    let org_id = b["org_id"].as_str().unwrap();
+    let integration: Value = http
+        .post(format!(
+            "{base}/rest/orgs/{org_id}/cloud_events/integrations?version=2023-01-25~experimental"
+        ))
+        .header("authorization", format!("token {token}"))
+        .header("content-type", "application/vnd.api+json")
+        .body(
+            serde_json::json!({"data": {"type": "org_integration", "attributes": {
+                "type": "aws-cloudtrail", "name": "m", "config": {"account_id": "123456789012",
+                "channel_arn": "arn:aws:cloudtrail:us-east-1:123456789012:channel/m"}}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let integration_id = integration["data"]["id"].as_str().unwrap();
+    // /metrics wants its bearer token, and names no tenant unless asked.
+    for wrong in [None, Some("Bearer nope"), Some(&*format!("token {token}"))] {
+        let mut rb = http.get(format!("{base}/metrics"));
+        if let Some(h) = wrong {
+            rb = rb.header("authorization", h);
+        }
+        let res = rb.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{wrong:?}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    }
     let metrics = http
         .get(format!("{base}/metrics"))
+        .header("authorization", format!("Bearer {METRICS_TOKEN}"))
         .send()
         .await
         .unwrap()
@@ -100,6 +136,16 @@ async fn bootstrap_prints_ids_and_a_working_token(backend: Backend) {
         metrics.contains("auditlake_http_requests_total"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!("integration=\"{integration_id}\"")),
+        "{metrics}"
+    );
+    for id in ["org_id", "group_id"] {
+        assert!(
+            !metrics.contains(b[id].as_str().unwrap()),
+            "{id} in {metrics}"
+        );
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     db.cleanup().await;

@@ -235,6 +235,7 @@ async fn seed_flow(backend: Backend) {
     // ...and so does /metrics.
     let metrics = http
         .get(format!("{host}/metrics"))
+        .header("authorization", "Bearer forward-metrics")
         .send()
         .await
         .unwrap()
@@ -325,6 +326,9 @@ fn serve_forwarding(db_url: &str, lake_url: &str, key: &Value, extra: &[&str]) -
         lake_url,
         "--forwarder-lease-secs",
         "0.5",
+        "--metrics-token",
+        "forward-metrics",
+        "--metrics-tenant-labels",
     ];
     args.extend_from_slice(extra);
     let (p, announced) = spawn_until(
