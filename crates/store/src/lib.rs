@@ -54,7 +54,7 @@ pub use chain::{ChainBreak, ChainReport};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
 pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
-pub use sessions::{NewSession, Session, MIN_PASSWORD_LEN, SESSION_SECS};
+pub use sessions::{NewSession, Session, SignedInWith, MIN_PASSWORD_LEN, SESSION_SECS};
 /// The database driver's error, for callers that classify failures.
 pub use sqlx::Error as SqlxError;
 pub use tenants::{Member, Page, PageOf};
@@ -137,6 +137,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "sqlite_rowid",
         include_str!("../migrations/0006_sqlite_rowid.sql"),
         include_str!("../migrations/0006_noop.sql"),
+    ),
+    (
+        7,
+        "session_origin",
+        include_str!("../migrations/0007_session_origin.sql"),
+        include_str!("../migrations/0007_session_origin.sql"),
     ),
 ];
 

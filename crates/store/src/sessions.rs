@@ -21,6 +21,16 @@ use crate::{rows, Store, StoreError};
 pub const SESSION_SECS: i64 = 12 * 3600;
 const SESSION_US: i64 = SESSION_SECS * 1_000_000;
 
+/// What a session was opened with; it lives no longer than that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedInWith {
+    /// The API token with this ID: the session dies when the token is
+    /// revoked or expires.
+    Token(uuid::Uuid),
+    /// The user's password: the session dies when another is set.
+    Password,
+}
+
 /// A new session: the cookie secret (shown once) and its CSRF token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -52,10 +62,12 @@ fn hash(secret: &str) -> String {
 }
 
 impl Store {
-    /// Opens a session for `user` (`user.login`).
+    /// Opens a session for `user`, signed in `with` a token or the
+    /// password (`user.login`).
     pub async fn create_session(
         &self,
         user: &User,
+        with: SignedInWith,
         actor: &Actor,
     ) -> Result<NewSession, StoreError> {
         let new = NewSession {
@@ -64,14 +76,19 @@ impl Store {
         };
         let now = time_fmt::now_micros();
         let mut tx = self.write.begin().await?;
+        let token_id = match with {
+            SignedInWith::Token(id) => Some(id.to_string()),
+            SignedInWith::Password => None,
+        };
         sqlx::query(
-            "INSERT INTO sessions (hash, user_id, csrf, created_us, expires_us) VALUES ($1,$2,$3,$4,$5)",
+            "INSERT INTO sessions (hash, user_id, csrf, created_us, expires_us, token_id) VALUES ($1,$2,$3,$4,$5,$6)",
         )
         .bind(hash(&new.secret))
         .bind(user.id.to_string())
         .bind(new.csrf.clone())
         .bind(now)
         .bind(now + SESSION_US)
+        .bind(token_id)
         .execute(&mut *tx)
         .await?;
         // Expired sessions of the user go with each new one.
@@ -90,23 +107,50 @@ impl Store {
         Ok(new)
     }
 
-    /// The live session behind a cookie secret.
+    /// The live session behind a cookie secret: not expired, and what
+    /// opened it still valid (the token neither revoked nor expired; for a
+    /// password sign-in, no password set since).
     pub async fn session(&self, secret: &str) -> Result<Option<Session>, StoreError> {
         if secret.len() != 64 {
             return Ok(None);
         }
         let wanted = hash(secret);
-        let row =
-            sqlx::query("SELECT hash, user_id, csrf, expires_us FROM sessions WHERE hash = $1")
-                .bind(wanted.clone())
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(
+            "SELECT s.hash, s.user_id, s.csrf, s.created_us, s.expires_us, s.token_id, \
+                    t.id AS token_row, t.expires_us AS token_expires_us, \
+                    t.revoked_us AS token_revoked_us, \
+                    u.password_set_us \
+             FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             LEFT JOIN tokens t ON t.id = s.token_id \
+             WHERE s.hash = $1",
+        )
+        .bind(wanted.clone())
+        .fetch_optional(&self.read)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = row.try_get("hash")?;
-        let expires: i64 = row.try_get("expires_us")?;
+        let now = time_fmt::now_micros();
         if !bool::from(stored.as_bytes().ct_eq(wanted.as_bytes()))
-            || expires <= time_fmt::now_micros()
+            || row.try_get::<i64, _>("expires_us")? <= now
         {
+            return Ok(None);
+        }
+        let origin_alive = match row.try_get::<Option<String>, _>("token_id")? {
+            Some(_) => {
+                row.try_get::<Option<String>, _>("token_row")?.is_some()
+                    && row.try_get::<Option<i64>, _>("token_revoked_us")?.is_none()
+                    && row
+                        .try_get::<Option<i64>, _>("token_expires_us")?
+                        .is_none_or(|expires| expires > now)
+            }
+            None => {
+                let created: i64 = row.try_get("created_us")?;
+                row.try_get::<Option<i64>, _>("password_set_us")?
+                    .is_none_or(|set| set <= created)
+            }
+        };
+        if !origin_alive {
             return Ok(None);
         }
         let user_id = rows::uuid(&row, "user_id")?;
@@ -186,12 +230,15 @@ impl Store {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         let mut tx = self.write.begin().await?;
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(phc)
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // The new password ends the sessions the old one opened.
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1, password_set_us = $2 WHERE id = $3")
+                .bind(phc)
+                .bind(time_fmt::now_micros())
+                .bind(user.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if done == 0 {
             return Err(StoreError::NotFound("user"));
         }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use auditlake_core::integration::check_fields;
 use auditlake_core::{time_fmt, Group, Integration, Org, Scope};
-use auditlake_store::{Page as Window, StoreError};
+use auditlake_store::{Page as Window, SignedInWith, StoreError};
 
 use super::{
     cookie, guard, same, see_other, set_cookie, Form, Page, Signed, Visitor, LOGIN_COOKIE,
@@ -156,7 +156,7 @@ pub(crate) async fn login(
                 .store
                 .authenticate_caller(token)
                 .await
-                .map(|f| f.map(|(user, _, _)| user)),
+                .map(|f| f.map(|(user, token, _)| (user, SignedInWith::Token(token.id)))),
             "That token is invalid, expired or revoked.",
         )
     } else {
@@ -164,14 +164,15 @@ pub(crate) async fn login(
             state
                 .store
                 .check_password(&email, form.get("password"))
-                .await,
+                .await
+                .map(|f| f.map(|user| (user, SignedInWith::Password))),
             "The email or the password is wrong.",
         )
     };
-    let user = match found {
-        Ok(Some(user)) => {
+    let (user, with) = match found {
+        Ok(Some(found)) => {
             state.sign_ins.succeeded(&keys);
-            user
+            found
         }
         Ok(None) => {
             return login_form(
@@ -190,7 +191,7 @@ pub(crate) async fn login(
         source_ip: origin.ip,
         user_agent: origin.user_agent,
     };
-    match state.store.create_session(&user, &actor).await {
+    match state.store.create_session(&user, with, &actor).await {
         Ok(new) => see_other(
             "/",
             &[

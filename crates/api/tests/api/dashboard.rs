@@ -587,3 +587,50 @@ impl Console {
         (res.status(), res.text().await.unwrap())
     }
 }
+
+// A dashboard session outlived the token that opened it by 12 hours; it
+// now ends with it (the steps: sign in, revoke through the API).
+api_test!(a_session_ends_when_its_token_is_revoked, |h| async move {
+    let (user, api) = h.new_user("revoker@example.com").await;
+    let token = api.token().to_owned();
+    let session = sign_in(&h.base, &token).await;
+    let page = |session: String| {
+        let http = client();
+        let url = format!("{}/", h.base);
+        async move {
+            http.get(url)
+                .header("cookie", format!("auditlake_session={session}"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(page(session.clone()).await.status(), StatusCode::OK);
+    let tokens = api.get("/rest/self/tokens").await;
+    let id = tokens.body["data"][0]["id"].as_str().unwrap().to_owned();
+    api.delete(&format!("/rest/self/tokens/{id}")).await.expect(204);
+    api.get("/rest/self").await.expect(401);
+    let after = page(session).await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    assert_eq!(after.headers()["location"], "/login");
+
+    // A password session ends when the password changes.
+    let password = "a long enough password";
+    h.store
+        .set_password(user.id, password, &Actor::user(user.id))
+        .await
+        .unwrap();
+    let res = sign_in_answer(
+        &client(),
+        &h.base,
+        &[("email", "revoker@example.com"), ("password", password)],
+    )
+    .await;
+    let (by_password, _) = set_cookie(&res, "auditlake_session").expect("session cookie");
+    assert_eq!(page(by_password.clone()).await.status(), StatusCode::OK);
+    h.store
+        .set_password(user.id, "another long password", &Actor::user(user.id))
+        .await
+        .unwrap();
+    assert_eq!(page(by_password).await.status(), StatusCode::SEE_OTHER);
+});
