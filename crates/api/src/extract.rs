@@ -26,6 +26,8 @@ pub struct Caller {
     pub access: Access,
     /// Where the request came from.
     pub origin: Origin,
+    /// The API token the request authenticated with.
+    pub token_id: Uuid,
     /// The tenant the path names, read with the authentication.
     named: Option<NamedTenant>,
     ctx: RequestCtx,
@@ -61,6 +63,7 @@ impl FromRequestParts<AppState> for Caller {
             user,
             access: auth.access,
             origin,
+            token_id: auth.token.id,
             named: auth.tenant,
             ctx,
         })
@@ -165,6 +168,35 @@ impl Caller {
                 Ok(g)
             }
             _ => Err(ApiError::not_found(format!("group {id} not found"))),
+        }
+    }
+
+    /// Whether the caller administers the group `scope` belongs to (the
+    /// group itself, or an org's parent group).
+    pub async fn administers_group_of(
+        &self,
+        state: &AppState,
+        scope: Scope,
+    ) -> Result<bool, ApiError> {
+        Ok(match scope {
+            Scope::Group(id) => self.access.is_group_admin(id),
+            Scope::Org(id) => self
+                .read_org(state, id)
+                .await?
+                .group_id
+                .is_some_and(|g| self.access.is_group_admin(g)),
+            Scope::User => false,
+        })
+    }
+
+    /// When `scope`'s tenant was created, for a caller who passed the
+    /// rights check on it (read from the authentication when the path named
+    /// it).
+    pub async fn tenant_created_us(&self, state: &AppState, scope: Scope) -> Result<i64, ApiError> {
+        match scope {
+            Scope::Org(id) => Ok(self.read_org(state, id).await?.created_us),
+            Scope::Group(id) => Ok(self.admin_group(state, id).await?.created_us),
+            Scope::User => Err(ApiError::internal("a user has no tenant")),
         }
     }
 

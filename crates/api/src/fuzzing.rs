@@ -66,7 +66,9 @@ pub fn ingest(bytes: &[u8], now_us: i64) -> Result<(bool, Vec<IngestItem>), ApiE
     };
     let by = Submitter {
         user_id: Uuid::from_u128(1),
+        token_id: Uuid::from_u128(3),
         origin: &origin,
+        earliest_us: i64::MIN,
     };
     ingest_items(&doc.data, Scope::Org(Uuid::from_u128(2)), by, now_us)
 }

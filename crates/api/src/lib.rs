@@ -73,8 +73,26 @@ pub struct AppState {
     pub strangers: BodyBudget,
     /// What one client may hold of the listener.
     pub serve: ServeLimits,
+    /// How far before its tenant's creation an ingested event may be dated
+    /// (an import window for older logs), in microseconds; 0 by default.
+    pub ingest_import_window_us: i64,
+    /// Whether a tenant's admin may add any user by ID, rather than only
+    /// users of the tenant's own group.
+    pub membership_adds: MembershipAdds,
     /// Failed dashboard sign-ins of the last minutes.
     pub sign_ins: std::sync::Arc<SignInGuard>,
+}
+
+/// Whom a tenant's admin may add as a member directly, by user ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipAdds {
+    /// An admin of the tenant's group adds anyone; the tenant's own admin
+    /// adds only users who already belong to the group (its members, or
+    /// members of its orgs), so that the admin of an org of their own
+    /// making can neither add nor probe anybody's user ID.
+    WithinGroup,
+    /// Any user of the platform (a platform of one company).
+    Anyone,
 }
 
 /// Requests per minute allowed to each API token, counted in this process
@@ -123,6 +141,8 @@ impl AppState {
             bodies: BodyBudget::new(DEFAULT_BODY_BUDGET, INGEST_BODY_LIMIT),
             strangers: BodyBudget::new(STRANGERS_BUDGET, STRANGERS_BODY_LIMIT),
             serve: ServeLimits::default(),
+            ingest_import_window_us: 0,
+            membership_adds: MembershipAdds::WithinGroup,
             sign_ins: Default::default(),
         }
     }

@@ -127,7 +127,7 @@ pub(crate) async fn audit(
         .items
         .iter()
         .map(|e| {
-            json!({
+            let mut item = json!({
                 "groupId": e.group_id,
                 "orgId": e.org_id,
                 "userId": e.user_id,
@@ -135,7 +135,13 @@ pub(crate) async fn audit(
                 "event": e.event,
                 "content": serde_json::to_value(raw(&e.content)).unwrap_or(Value::Null),
                 "created": time_fmt::format_micros(e.created_us),
-            })
+            });
+            // The API token that ingested it; the platform's own events
+            // have none.
+            if let Some(token) = e.ingested_by {
+                item["ingestedBy"] = json!(token);
+            }
+            item
         })
         .collect();
     Ok(Json(Value::Array(items)))

@@ -472,6 +472,7 @@ async fn search_on(plan: &Plan, backend: Backend, db: &FreshDb) -> anyhow::Resul
                     content: load::content(i, &mut rng).to_string(),
                     source_ip: Some("127.0.0.1".to_owned()),
                     user_agent: Some(load::USER_AGENT.to_owned()),
+                    ingested_by: None,
                 }
             })
             .collect();

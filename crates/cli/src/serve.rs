@@ -56,6 +56,28 @@ pub struct LimitOptions {
     /// (`external_id`: an Organization or Group ID)
     #[arg(long, env = "AUDITLAKE_METRICS_TENANT_LABELS")]
     pub metrics_tenant_labels: bool,
+    /// Days before its tenant's creation an ingested event may be dated: an
+    /// import window for migrating older logs (such events are still marked
+    /// as ingested); 0 closes it
+    #[arg(long, env = "AUDITLAKE_INGEST_IMPORT_DAYS", default_value_t = 0)]
+    pub ingest_import_days: u32,
+    /// Whom a tenant's admin may add by user ID: `within-group` (users of
+    /// the tenant's own group) or `anyone` (every user of the platform)
+    #[arg(
+        long,
+        env = "AUDITLAKE_MEMBERSHIP_ADDS",
+        default_value = "within-group"
+    )]
+    pub membership_adds: MembershipAddsArg,
+}
+
+/// `--membership-adds`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MembershipAddsArg {
+    /// Users of the tenant's own group.
+    WithinGroup,
+    /// Any user of the platform.
+    Anyone,
 }
 
 /// A lake to run beside the API: where it listens and a key it accepts
@@ -184,6 +206,11 @@ pub async fn serve_on(
         auditlake_api::INGEST_BODY_LIMIT,
     );
     state.serve = serve_limits;
+    state.ingest_import_window_us = i64::from(limits.ingest_import_days) * 86_400_000_000;
+    state.membership_adds = match limits.membership_adds {
+        MembershipAddsArg::WithinGroup => auditlake_api::MembershipAdds::WithinGroup,
+        MembershipAddsArg::Anyone => auditlake_api::MembershipAdds::Anyone,
+    };
     if let Some(token) = &limits.metrics_token {
         state.metrics_access =
             auditlake_api::MetricsAccess::with_token(token, limits.metrics_tenant_labels);

@@ -58,6 +58,14 @@ pub fn link(prev: &Link, e: &AuditEvent) -> Link {
     text(&mut h, &e.content);
     opt_text(&mut h, e.source_ip.as_deref());
     opt_text(&mut h, e.user_agent.as_deref());
+    // Last, and only when present: the links of platform events stay
+    // as they were before ingested events carried their origin. Every
+    // field before it is length-prefixed or fixed, so the encoding stays
+    // unambiguous.
+    if let Some(token) = e.ingested_by {
+        h.update([1]);
+        h.update(token.as_bytes());
+    }
     h.finalize().into()
 }
 
@@ -118,7 +126,18 @@ mod tests {
             content: r#"{"before":{"name":"a"},"after":{"name":"b"}}"#.into(),
             source_ip: Some("127.0.0.1".into()),
             user_agent: None,
+            ingested_by: None,
         }
+    }
+
+    /// The link of a platform event (no ingesting token) is what it was
+    /// before events carried their origin: chains stored then still verify.
+    #[test]
+    fn a_platform_events_link_keeps_its_encoding() {
+        assert_eq!(
+            to_hex(&link(&GENESIS, &event())),
+            "be2de4bf75d96769bec9eec64df8a13d810061f8e8601859b6d850b0ac9a1db0"
+        );
     }
 
     #[test]
@@ -159,9 +178,21 @@ mod tests {
         let mut v = e.clone();
         v.user_agent = Some(String::new());
         variants.push(v);
+        let mut v = e.clone();
+        v.ingested_by = Some(Uuid::from_u128(6));
+        variants.push(v);
+        let mut v = e.clone();
+        v.ingested_by = Some(Uuid::from_u128(7));
+        variants.push(v);
         for v in &variants {
             assert_ne!(link(&GENESIS, v), base, "{v:?}");
         }
+        assert_ne!(variants[11], variants[12]);
+        assert_ne!(
+            link(&GENESIS, &variants[11]),
+            link(&GENESIS, &variants[12]),
+            "the ingesting token is bound"
+        );
         assert_ne!(link(&[1; 32], &e), base, "prev is bound");
         assert_eq!(link(&GENESIS, &e), base, "deterministic");
     }

@@ -59,6 +59,36 @@ impl EventName {
         debug_assert!(Self::parse(s).is_ok(), "invalid built-in event name {s}");
         Self(s.to_owned())
     }
+
+    /// Whether the platform reserves this name: it emits events of that
+    /// name itself, and ingest refuses them, so that nobody can pass an
+    /// event off as the platform's own.
+    pub fn is_platform(&self) -> bool {
+        Self::reserved(&self.0)
+    }
+
+    fn reserved(name: &str) -> bool {
+        /// Names the platform emits.
+        const NAMES: &[&str] = &[
+            EventName::API_ACCESS,
+            "org.create",
+            "org.edit",
+            "org.settings.edit",
+            "group.create",
+        ];
+        /// Families of names the platform emits, present and future.
+        const FAMILIES: &[&str] = &[
+            "user.",
+            "org.user.",
+            "group.user.",
+            "group.org.",
+            "org.cloud_events.",
+            "group.cloud_events.",
+            "org.audit_logs.",
+            "group.audit_logs.",
+        ];
+        NAMES.contains(&name) || FAMILIES.iter().any(|f| name.starts_with(f))
+    }
 }
 
 impl std::fmt::Display for EventName {
@@ -90,6 +120,9 @@ pub struct NewEvent {
     pub source_ip: Option<String>,
     /// Caller's user agent.
     pub user_agent: Option<String>,
+    /// For an event that came in through the ingest API, the API token
+    /// that sent it: events of the platform itself have none.
+    pub ingested_by: Option<Uuid>,
 }
 
 impl NewEvent {
@@ -110,6 +143,7 @@ impl NewEvent {
             content: content.to_string(),
             source_ip: None,
             user_agent: None,
+            ingested_by: None,
         }
     }
 
@@ -141,8 +175,15 @@ impl Actor {
         }
     }
 
-    /// A server-side event by this actor happening now.
+    /// A server-side event by this actor happening now: the platform's
+    /// own, so its name must be one the platform reserves
+    /// ([`EventName::is_platform`]); a debug build stops at one that is not,
+    /// so a new kind of platform event cannot go unreserved.
     pub fn event(&self, name: &'static str, scope: Scope, content: serde_json::Value) -> NewEvent {
+        debug_assert!(
+            EventName::reserved(name),
+            "platform event name {name} is not reserved; add it to EventName::is_platform"
+        );
         NewEvent::now(name, scope, self.user_id, content)
             .with_origin(self.source_ip.clone(), self.user_agent.clone())
     }
@@ -175,6 +216,9 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     /// Caller's user agent.
     pub user_agent: Option<String>,
+    /// For an ingested event, the API token that sent it; `None` for the
+    /// platform's own events.
+    pub ingested_by: Option<Uuid>,
 }
 
 #[cfg(test)]

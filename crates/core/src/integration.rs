@@ -363,6 +363,10 @@ struct Details<'a> {
     group_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     project_id: Option<&'a str>,
+    /// The API token that ingested the event; absent on the platform's own
+    /// events, so a receiver can tell the two apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingested_by: Option<Uuid>,
 }
 
 /// `userIdentity.principalId` of events no user caused (CloudTrail Lake
@@ -381,13 +385,16 @@ pub fn event_data(
     event_source: &str,
 ) -> Result<String, serde_json::Error> {
     let content: &RawValue = serde_json::from_str(&event.content)?;
-    let details =
-        (event.org_id.is_some() || event.group_id.is_some() || event.project_id.is_some())
-            .then_some(Details {
-                org_id: event.org_id,
-                group_id: event.group_id,
-                project_id: event.project_id.as_deref(),
-            });
+    let details = (event.org_id.is_some()
+        || event.group_id.is_some()
+        || event.project_id.is_some()
+        || event.ingested_by.is_some())
+    .then_some(Details {
+        org_id: event.org_id,
+        group_id: event.group_id,
+        project_id: event.project_id.as_deref(),
+        ingested_by: event.ingested_by,
+    });
     let user_identity = match event.user_id {
         Some(user) => UserIdentity {
             kind: "User",
@@ -431,6 +438,7 @@ mod tests {
             content: r#"{"before":{"a":1},  "after":{"a":2}}"#.into(),
             source_ip: Some("10.0.0.1".into()),
             user_agent: Some("curl/8".into()),
+            ingested_by: None,
         }
     }
 
@@ -458,6 +466,26 @@ mod tests {
         assert_eq!(v["userAgent"], "curl/8");
         // The payload travels byte for byte.
         assert!(text.contains(r#""additionalEventData":{"before":{"a":1},  "after":{"a":2}}"#));
+        // A platform event names no ingesting token.
+        assert!(v["userIdentity"]["details"].get("ingestedBy").is_none());
+    }
+
+    /// An ingested event carries the token that sent it to every
+    /// destination, so a receiver can tell it from the platform's own.
+    #[test]
+    fn an_ingested_event_says_so_in_its_event_data() {
+        let token = Uuid::now_v7();
+        let e = AuditEvent {
+            ingested_by: Some(token),
+            ..event(None, None)
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&event_data(&e, "123456789012", "auditlake.example").unwrap())
+                .unwrap();
+        assert_eq!(
+            v["userIdentity"]["details"]["ingestedBy"],
+            token.to_string()
+        );
     }
 
     #[test]

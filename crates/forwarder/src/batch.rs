@@ -98,6 +98,7 @@ mod tests {
             ),
             source_ip: None,
             user_agent: None,
+            ingested_by: None,
         }
     }
 

@@ -112,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_budget_admits_what_fits_and_holds_the_rest() {
-        let b = BodyBudget::new(2048, 1024);
+        let b = BodyBudget::new(2048, 2048);
         let first = b.hold(&headers(&[("content-length", "2048")]), true).await;
         assert_eq!(b.available_kib(), 0, "the budget is spent");
         let one_kib = headers(&[("content-length", "1024")]);

@@ -56,6 +56,7 @@ struct EventRow<'a> {
     content: &'a str,
     source_ip: Option<&'a str>,
     user_agent: Option<&'a str>,
+    ingested_by: Option<Uuid>,
     chain_hash: &'a str,
 }
 
@@ -73,6 +74,7 @@ impl<'a> EventRow<'a> {
             content: &e.content,
             source_ip: e.source_ip.as_deref(),
             user_agent: e.user_agent.as_deref(),
+            ingested_by: e.ingested_by,
             chain_hash,
         }
     }
@@ -185,6 +187,7 @@ pub(crate) fn number<'e>(
                 content: e.content.clone(),
                 source_ip: e.source_ip.clone(),
                 user_agent: e.user_agent.clone(),
+                ingested_by: e.ingested_by,
             }
         })
         .collect()
@@ -203,7 +206,7 @@ async fn insert_rows(
                 let sql = format!(
                     "INSERT INTO audit_events ({}, chain_hash) VALUES {}",
                     rows::EVENT_COLS,
-                    placeholders(backend, chunk.len(), 12, 1)
+                    placeholders(backend, chunk.len(), 13, 1)
                 );
                 let mut q = sqlx::query(&sql);
                 for (e, link) in chunk.iter().zip(links) {
@@ -219,6 +222,7 @@ async fn insert_rows(
                         .bind(e.content.as_str())
                         .bind(e.source_ip.as_deref())
                         .bind(e.user_agent.as_deref())
+                        .bind(e.ingested_by.map(|u| u.to_string()))
                         .bind(link.as_str());
                 }
                 q.execute(&mut *conn).await?;
@@ -250,7 +254,7 @@ static PG_INSERT_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(
          SELECT {cols}, chain_hash FROM json_to_recordset($1::json) \
          AS r(seq bigint, id text, created_us bigint, event text, org_id text, \
          group_id text, user_id text, project_id text, content text, \
-         source_ip text, user_agent text, chain_hash text)",
+         source_ip text, user_agent text, ingested_by text, chain_hash text)",
         cols = rows::EVENT_COLS
     )
 });

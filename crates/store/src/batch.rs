@@ -369,7 +369,7 @@ async fn write_pg(
     let links = link_all(&mut heads, &created);
 
     let bytes = created.iter().map(|e| e.content.len() + 400).sum();
-    let mut events = CopyRows::new(12, bytes);
+    let mut events = CopyRows::new(13, bytes);
     for (e, link) in created.iter().zip(&links) {
         events
             .row()
@@ -384,6 +384,7 @@ async fn write_pg(
             .text(Some(&e.content))
             .text(e.source_ip.as_deref())
             .text(e.user_agent.as_deref())
+            .display(e.ingested_by)
             .text(Some(link));
     }
     copy_in(

@@ -144,6 +144,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/0007_session_origin.sql"),
         include_str!("../migrations/0007_session_origin.sql"),
     ),
+    (
+        8,
+        "origin_and_member_history",
+        include_str!("../migrations/0008_origin_and_member_history.sql"),
+        include_str!("../migrations/0008_origin_and_member_history.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> sqlx::migrate::Migrator {

@@ -34,7 +34,7 @@ where
 }
 
 pub(crate) const EVENT_COLS: &str =
-    "seq, id, created_us, event, org_id, group_id, user_id, project_id, content, source_ip, user_agent";
+    "seq, id, created_us, event, org_id, group_id, user_id, project_id, content, source_ip, user_agent, ingested_by";
 
 pub(crate) fn event<R: Row>(row: &R) -> Result<AuditEvent, StoreError>
 where
@@ -54,6 +54,7 @@ where
         content: row.try_get("content")?,
         source_ip: row.try_get("source_ip")?,
         user_agent: row.try_get("user_agent")?,
+        ingested_by: opt_uuid(row, "ingested_by")?,
     })
 }
 

@@ -1,6 +1,8 @@
 //! Users, groups, organizations and memberships. Every change appends its
 //! audit event in the same transaction.
 
+use std::collections::HashSet;
+
 use auditlake_core::tenant::Access;
 use auditlake_core::{time_fmt, Actor, Group, Org, Role, Scope, User};
 use serde_json::{json, Map, Value};
@@ -173,6 +175,95 @@ impl Store {
             .as_ref()
             .map(rows::user)
             .transpose()
+    }
+
+    /// Which of `users` are or were members of `scope`'s tenant: of the org
+    /// or of its group, for an org; of the group or of one of its orgs, for
+    /// a group. Only these users are named in a tenant's pages or may be
+    /// the user of an event ingested into it.
+    pub async fn members_ever(
+        &self,
+        scope: Scope,
+        users: &[Uuid],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let mut found = HashSet::new();
+        let (tenant, kind) = match scope {
+            Scope::Org(id) => (id, "org"),
+            Scope::Group(id) => (id, "group"),
+            Scope::User => return Ok(found),
+        };
+        // The tenant's own history, and its group's (an org) or its orgs'
+        // (a group).
+        let related = match kind {
+            "org" => {
+                "(h.scope_kind = 'org' AND h.scope_id = $1) \
+                 OR (h.scope_kind = 'group' AND h.scope_id = (SELECT group_id FROM orgs WHERE id = $1))"
+            }
+            _ => {
+                "(h.scope_kind = 'group' AND h.scope_id = $1) \
+                 OR (h.scope_kind = 'org' AND h.scope_id IN (SELECT id FROM orgs WHERE group_id = $1))"
+            }
+        };
+        for chunk in users.chunks(500) {
+            // `$1` first: SQLite numbers named parameters as they appear.
+            let list: Vec<String> = (2..2 + chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT DISTINCT h.user_id FROM member_history h \
+                 WHERE ({related}) AND h.user_id IN ({})",
+                list.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(tenant.to_string());
+            for u in chunk {
+                q = q.bind(u.to_string());
+            }
+            for row in q.fetch_all(&self.read).await? {
+                found.insert(rows::uuid(&row, "user_id")?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The user with `email`, if they are or were a member of `scope`'s
+    /// tenant ([`Store::members_ever`]): an unknown email and one outside
+    /// the tenant look the same.
+    pub async fn member_by_email(
+        &self,
+        scope: Scope,
+        email: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let Some(user) = self.user_by_email(email).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .members_ever(scope, &[user.id])
+            .await?
+            .contains(&user.id)
+            .then_some(user))
+    }
+
+    /// Whether `user` is now a member of the group `scope` belongs to (the
+    /// group itself, or an org whose group it is): who may be added to a
+    /// tenant directly. A standalone org belongs to no group.
+    pub async fn in_group_of(&self, scope: Scope, user: Uuid) -> Result<bool, StoreError> {
+        let group = match scope {
+            Scope::Group(id) => Some(id),
+            Scope::Org(id) => self.org(id).await?.and_then(|o| o.group_id),
+            Scope::User => None,
+        };
+        let Some(group) = group else {
+            return Ok(false);
+        };
+        let row = sqlx::query(
+            "SELECT 1 AS hit FROM memberships m WHERE m.user_id = $1 AND \
+             ((m.scope_kind = 'group' AND m.scope_id = $2) \
+              OR (m.scope_kind = 'org' AND m.scope_id IN (SELECT id FROM orgs WHERE group_id = $2))) \
+             LIMIT 1",
+        )
+        .bind(user.to_string())
+        .bind(group.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// The caller's memberships, for rights checks.
@@ -604,6 +695,15 @@ async fn grant(
         }
         other => other?,
     };
+    sqlx::query(
+        "INSERT INTO member_history (scope_kind, scope_id, user_id) VALUES ($1,$2,$3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(kind)
+    .bind(id.to_string())
+    .bind(user.to_string())
+    .execute(&mut *conn)
+    .await?;
     let event = if kind == "group" {
         "group.user.add"
     } else {

@@ -119,6 +119,7 @@ fn event_at(name: &str, scope: Scope, created_us: i64) -> NewEvent {
         content: r#"{"k":"v"}"#.to_owned(),
         source_ip: None,
         user_agent: None,
+        ingested_by: None,
     }
 }
 

@@ -40,13 +40,23 @@ async fn tenant(
 
 /// Who and where an event names: users by email, orgs by name (the
 /// visitor may read every org of the log they are shown), else the ID.
-#[derive(Default)]
 struct Names {
+    /// The tenant whose pages these are: users are named only if they are
+    /// or were its members.
+    scope: Scope,
     users: HashMap<Uuid, String>,
     orgs: HashMap<Uuid, String>,
 }
 
 impl Names {
+    fn of(scope: Scope) -> Self {
+        Self {
+            scope,
+            users: HashMap::new(),
+            orgs: HashMap::new(),
+        }
+    }
+
     async fn org(&mut self, state: &AppState, id: Option<Uuid>) -> String {
         let Some(id) = id else {
             return "—".to_owned();
@@ -69,8 +79,14 @@ impl Names {
         if let Some(n) = self.users.get(&id) {
             return n.clone();
         }
+        // An event may name any user ID (an ingested one, say); only the
+        // tenant's own members, present or past, are named by email.
+        let member = matches!(
+            state.store.members_ever(self.scope, &[id]).await,
+            Ok(found) if found.contains(&id)
+        );
         let name = match state.store.user(id).await {
-            Ok(Some(u)) => u.email,
+            Ok(Some(u)) if member => u.email,
             _ => id.to_string(),
         };
         self.users.insert(id, name.clone());
@@ -111,10 +127,18 @@ pub(crate) async fn log(
     if let Some(u) = get("user") {
         user_id = match Uuid::parse_str(u) {
             Ok(id) => Some(id),
-            Err(_) => match state.store.user_by_email(u).await {
+            // Only the tenant's members, present or past, are found by
+            // email: another tenant's user looks like no user at all.
+            Err(_) => match state.store.member_by_email(scope, u).await {
                 Ok(Some(user)) => Some(user.id),
                 Ok(None) => {
-                    error = Some(format!("no user with the email {u:?}"));
+                    error = Some(format!(
+                        "no member of this {} has the email {u:?}",
+                        match scope {
+                            Scope::Group(_) => "group",
+                            _ => "organization",
+                        }
+                    ));
                     None
                 }
                 Err(e) => return store_failed(e, Some(&s)),
@@ -159,7 +183,7 @@ pub(crate) async fn log(
         Ok(v) => v,
         Err(e) => return store_failed(e, Some(&s)),
     };
-    let mut names = Names::default();
+    let mut names = Names::of(scope);
     let mut events = Vec::with_capacity(items.len());
     for e in &items {
         events.push(json!({
@@ -168,6 +192,7 @@ pub(crate) async fn log(
             "event": e.event,
             "user": names.user(&state, e.user_id).await,
             "org": names.org(&state, e.org_id).await,
+            "ingested": e.ingested_by.is_some(),
         }));
     }
     let shown = json!({
@@ -260,7 +285,7 @@ pub(crate) async fn event(
         Ok(None) => return not_found("event", Some(&s)),
         Err(err) => return store_failed(err, Some(&s)),
     };
-    let mut names = Names::default();
+    let mut names = Names::of(scope);
     let content: Value = serde_json::from_str(&e.content).unwrap_or(Value::Null);
     let mut ctx = s.ctx();
     ctx.insert(
@@ -284,6 +309,7 @@ fn detail(e: &AuditEvent, user: String, content: &Value) -> Value {
         "project": e.project_id,
         "ip": e.source_ip,
         "agent": e.user_agent,
+        "ingested_by": e.ingested_by,
         "content": serde_json::to_string_pretty(content).unwrap_or_else(|_| e.content.clone()),
     })
 }

@@ -67,6 +67,10 @@ pub(crate) struct Item<'a> {
     project_id: Option<&'a str>,
     user_id: Option<Uuid>,
     content: &'a RawValue,
+    /// The API token that ingested the event; absent on the platform's
+    /// own events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingested_by: Option<Uuid>,
 }
 
 impl<'a> Item<'a> {
@@ -82,6 +86,7 @@ impl<'a> Item<'a> {
             project_id: e.project_id.as_deref(),
             user_id: e.user_id,
             content: raw(&e.content),
+            ingested_by: e.ingested_by,
         }
     }
 }
@@ -266,7 +271,12 @@ struct IngestAttrs {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Submitter<'a> {
     pub(crate) user_id: Uuid,
+    /// The API token sending the events: their mark of origin.
+    pub(crate) token_id: Uuid,
     pub(crate) origin: &'a Origin,
+    /// The earliest `created` allowed: the tenant's creation, less the
+    /// operator's import window.
+    pub(crate) earliest_us: i64,
 }
 
 /// Reads an ingest document's `data` (one event or an array of them) into
@@ -354,10 +364,12 @@ fn ingest_item(
     )
     .map_err(|e| bad("idempotency_id", e.message))?;
     let event = EventName::parse(&a.event).map_err(|e| bad("event", e.message))?;
-    if event.as_str() == EventName::API_ACCESS {
+    if event.is_platform() {
         return Err(bad(
             "event",
-            "api.access is recorded by the server itself".into(),
+            format!(
+                "{event} is an event the platform records itself; ingested events need names of their own"
+            ),
         ));
     }
     let content = validate::content_text(a.content.get()).map_err(|e| bad("content", e.message))?;
@@ -366,7 +378,14 @@ fn ingest_item(
         Some(s) => {
             let us = time_fmt::parse_rfc3339(s)
                 .ok_or_else(|| bad("created", "created must be an RFC 3339 timestamp".into()))?;
-            validate::client_time(us, now).map_err(|e| bad("created", e.message))?
+            validate::client_time(us, now).map_err(|e| bad("created", e.message))?;
+            if us < by.earliest_us {
+                return Err(bad(
+                    "created",
+                    "created is before the tenant existed; the operator can open an import window for older events".into(),
+                ));
+            }
+            us
         }
     };
     let user_id = match &a.user_id {
@@ -418,6 +437,7 @@ fn ingest_item(
             content,
             source_ip: source_ip.or_else(|| by.origin.ip.clone()),
             user_agent: user_agent.or_else(|| by.origin.user_agent.clone()),
+            ingested_by: Some(by.token_id),
         },
     })
 }
@@ -494,6 +514,51 @@ fn outcome<'a>(scope: Scope, idem: &'a str, o: &'a IngestOutcome) -> Outcome<'a>
     }
 }
 
+/// An event's `user_id` must name a member, current or former, of the
+/// tenant it is ingested into (the caller is one): nobody can attribute an
+/// event to a user of another tenant.
+async fn check_users(
+    state: &AppState,
+    scope: Scope,
+    caller: Uuid,
+    single: bool,
+    items: &[IngestItem],
+) -> Result<(), ApiError> {
+    let mut named: Vec<Uuid> = items
+        .iter()
+        .filter_map(|i| i.event.user_id)
+        .filter(|u| *u != caller)
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let members = state.store.members_ever(scope, &named).await?;
+    let stranger = items.iter().position(|i| {
+        i.event
+            .user_id
+            .is_some_and(|u| u != caller && !members.contains(&u))
+    });
+    match stranger {
+        None => Ok(()),
+        Some(i) => Err(ApiError::invalid_body(
+            if single {
+                "/data/attributes/user_id".to_owned()
+            } else {
+                format!("/data/{i}/attributes/user_id")
+            },
+            format!(
+                "user_id must name a member, current or former, of this {}",
+                match scope {
+                    Scope::Group(_) => "group",
+                    _ => "organization",
+                }
+            ),
+        )),
+    }
+}
+
 pub(crate) async fn ingest(
     State(state): State<AppState>,
     v: Requested,
@@ -508,16 +573,23 @@ pub(crate) async fn ingest(
         Scope::User => return Err(ApiError::internal("ingest without a tenant")),
     };
     let now = time_fmt::now_micros();
-    let (user_id, origin) = (caller.user.id, caller.origin.clone());
+    let earliest_us = caller
+        .tenant_created_us(&state, scope)
+        .await?
+        .saturating_sub(state.ingest_import_window_us);
+    let (user_id, token_id, origin) = (caller.user.id, caller.token_id, caller.origin.clone());
     let len = doc.data.get().len();
     let (single, items) = crate::extract::off_runtime(len, move || {
         let by = Submitter {
             user_id,
+            token_id,
             origin: &origin,
+            earliest_us,
         };
         ingest_items(&doc.data, scope, by, now)
     })
     .await?;
+    check_users(&state, scope, user_id, single, &items).await?;
     let idems: Vec<String> = items.iter().map(|i| i.idempotency_id.clone()).collect();
     // The request's api.access event commits with the batch (one commit per
     // request instead of two); the status it records is the one below.

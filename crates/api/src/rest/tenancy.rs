@@ -491,6 +491,22 @@ pub(crate) async fn add_member(
             })?,
     };
     let user = req.data.user_id()?;
+    // User IDs are platform-wide, and anyone may make an org of their own:
+    // unless the operator allows any add, a user may be added by an admin
+    // of the tenant's group (whom the operator appointed), or by the
+    // tenant's admin if they already belong to that group. Anyone else is
+    // "not found", as a user who does not exist, so that nothing is
+    // revealed.
+    if state.membership_adds == crate::MembershipAdds::WithinGroup
+        && !caller.administers_group_of(&state, scope).await?
+        && !state.store.in_group_of(scope, user).await?
+    {
+        return Err(
+            ApiError::from(auditlake_store::StoreError::NotFound("user")).at(
+                crate::error::Source::Pointer("/data/relationships/user/data/id".into()),
+            ),
+        );
+    }
     let m = state
         .store
         .add_member(scope, user, role, &caller.actor())

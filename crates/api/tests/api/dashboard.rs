@@ -608,7 +608,9 @@ api_test!(a_session_ends_when_its_token_is_revoked, |h| async move {
     assert_eq!(page(session.clone()).await.status(), StatusCode::OK);
     let tokens = api.get("/rest/self/tokens").await;
     let id = tokens.body["data"][0]["id"].as_str().unwrap().to_owned();
-    api.delete(&format!("/rest/self/tokens/{id}")).await.expect(204);
+    api.delete(&format!("/rest/self/tokens/{id}"))
+        .await
+        .expect(204);
     api.get("/rest/self").await.expect(401);
     let after = page(session).await;
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
@@ -634,3 +636,72 @@ api_test!(a_session_ends_when_its_token_is_revoked, |h| async move {
         .unwrap();
     assert_eq!(page(by_password).await.status(), StatusCode::SEE_OTHER);
 });
+
+// The audit log page named any user ID an event carried by email, and
+// its user filter told a registered email (200) from an unknown one
+// (400). Names come only from the tenant's members, present or past, and
+// an email outside the tenant looks exactly like an unknown one.
+api_test!(
+    the_audit_log_names_only_the_tenants_own_users,
+    |h| async move {
+        let eve = h.new_tenant("eve@example.com", "Eve Org").await;
+        let (former, _) = h.new_member("former@example.com").await;
+        h.store
+            .remove_member(Scope::Org(h.org.id), former.id, &Actor::user(h.user.id))
+            .await
+            .unwrap();
+        // Events naming eve (from before ingest checked its users) and the
+        // former member, written straight to the store.
+        let items = [(eve.user.id, "e-1"), (former.id, "e-2")]
+            .into_iter()
+            .map(|(user, idem)| auditlake_store::IngestItem {
+                idempotency_id: idem.to_owned(),
+                request_hash: idem.to_owned(),
+                event: auditlake_core::NewEvent {
+                    user_id: Some(user),
+                    ..auditlake_core::NewEvent::now(
+                        "org.create",
+                        Scope::Org(h.org.id),
+                        None,
+                        serde_json::json!({}),
+                    )
+                },
+            })
+            .collect();
+        h.store.ingest(h.org.id, items).await.unwrap();
+        let session = sign_in(&h.base, &h.token).await;
+        let page = |query: String| {
+            let http = client();
+            let url = format!("{}/orgs/{}/audit{query}", h.base, h.org.id);
+            let session = session.clone();
+            async move {
+                let res = http
+                    .get(url)
+                    .header("cookie", format!("auditlake_session={session}"))
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status(), res.text().await.unwrap())
+            }
+        };
+        let (status, text) = page(String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!text.contains("eve@example.com"), "{text}");
+        assert!(text.contains(&eve.user.id.to_string()), "{text}");
+        assert!(
+            text.contains("former@example.com"),
+            "a former member is named"
+        );
+
+        let (known_status, known) = page("?user=eve@example.com".into()).await;
+        let (unknown_status, unknown) = page("?user=nobody@example.com".into()).await;
+        assert_eq!(known_status, unknown_status);
+        assert_eq!(
+            known.replace("eve@example.com", "X"),
+            unknown.replace("nobody@example.com", "X"),
+            "another tenant's email looks like an unknown one"
+        );
+        let (status, text) = page("?user=former@example.com".into()).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+    }
+);

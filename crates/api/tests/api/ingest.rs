@@ -43,6 +43,7 @@ api_test!(a_single_event_is_stored_once_and_replayed, |h| async move {
                 "project_id": project,
                 "user_id": h.user.id,
                 "content": {"result": "pass", "issues": 0},
+                "ingested_by": h.token_id().await,
                 "idempotency_id": "evt-0001",
                 "replayed": false
             },
@@ -442,6 +443,7 @@ api_test!(each_field_is_checked_with_its_pointer, |h| async move {
 
     // The edges that are allowed; other offsets are normalised to UTC.
     let month_ago = now - 30 * 86_400_000_000;
+    let (member, _) = h.new_member("member@example.com").await;
     let plus_two = time_fmt::from_micros(month_ago)
         .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap())
         .format(&time::format_description::well_known::Rfc3339)
@@ -457,7 +459,7 @@ api_test!(each_field_is_checked_with_its_pointer, |h| async move {
             Some(at(now - 365 * 86_400_000_000)),
         ),
         (
-            json!({"created": plus_two, "user_id": uuid::Uuid::nil()}),
+            json!({"created": plus_two, "user_id": member.id}),
             Some(at(month_ago)),
         ),
         (json!({"project_id": "a-b_c.d:e"}), None),
@@ -709,5 +711,143 @@ api_test!(
         )
         .await
         .expect(201);
+    }
+);
+
+// An org admin could ingest `group.user.add` attributed to the group's
+// admin, dated before the org existed, and it showed like the platform's
+// own event everywhere. Platform names are reserved, every ingested event
+// carries the token that sent it, `created` cannot precede the tenant (no
+// import window by default), and `user_id` must name a member, current or
+// former.
+api_test!(
+    an_ingested_event_cannot_pass_for_the_platforms,
+    with_defaults,
+    |h| async move {
+        let base = org_base(h);
+        let head = h.head().await;
+        for name in [
+            "group.user.add",
+            "org.user.add",
+            "org.settings.edit",
+            "org.create",
+            "user.login",
+            "user.token.create",
+            "org.cloud_events.integration.create",
+            "api.access",
+        ] {
+            let r = h.ingest(&base, event("f-1", name, json!({}))).await;
+            let e = r.error_at(400, "pointer", "/data/attributes/event");
+            assert!(
+                e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("platform records itself"),
+                "{name}: {}",
+                r.text
+            );
+        }
+        let before_org = at(h.org.created_us - 3_600_000_000);
+        let r = h
+            .ingest(
+                &base,
+                event_with(
+                    "f-2",
+                    "org.project.test",
+                    json!({}),
+                    json!({"created": before_org}),
+                ),
+            )
+            .await;
+        r.error_at(400, "pointer", "/data/attributes/created");
+
+        // Another tenant's user, and one who never was a member.
+        let other = h.new_tenant("eve@example.com", "Eve Org").await;
+        let (never, _) = h.new_user("never@example.com").await;
+        for user in [other.user.id, never.id] {
+            let r = h
+                .ingest(
+                    &base,
+                    event_with(
+                        "f-3",
+                        "org.project.test",
+                        json!({}),
+                        json!({"user_id": user}),
+                    ),
+                )
+                .await;
+            let e = r.error_at(400, "pointer", "/data/attributes/user_id");
+            assert!(
+                e["detail"].as_str().unwrap().contains("member"),
+                "{}",
+                r.text
+            );
+        }
+        // In a batch, the pointer names the item.
+        let batch = json!([
+            event("b-1", "org.project.test", json!({})),
+            event_with(
+                "b-2",
+                "org.project.test",
+                json!({}),
+                json!({"user_id": never.id})
+            ),
+        ]);
+        h.ingest(&base, batch)
+            .await
+            .error_at(400, "pointer", "/data/1/attributes/user_id");
+        assert!(
+            stored_since(h, head)
+                .await
+                .iter()
+                .all(|e| e.ingested_by.is_none()),
+            "nothing was ingested"
+        );
+
+        // A former member, and a current one, may be named.
+        let (former, _) = h.new_member("former@example.com").await;
+        h.store
+            .remove_member(Scope::Org(h.org.id), former.id, &Actor::user(h.user.id))
+            .await
+            .unwrap();
+        let (current, _) = h.new_member("current@example.com").await;
+        let token = h.token_id().await;
+        for (i, user) in [former.id, current.id].into_iter().enumerate() {
+            let r = h
+                .ingest(
+                    &base,
+                    event_with(
+                        &format!("ok-{i}"),
+                        "org.project.test",
+                        json!({}),
+                        json!({"user_id": user}),
+                    ),
+                )
+                .await;
+            r.expect(201);
+            // The mark of origin, in the answer, in search and in v1.
+            assert_eq!(r.body["data"]["attributes"]["ingested_by"], json!(token));
+        }
+        let found = h.search_items(&base, "events=org.project.test").await;
+        assert_eq!(found.len(), 2);
+        assert!(found.iter().all(|i| i["ingested_by"] == json!(token)));
+        let platform = h.search_items(&base, "events=org.user.add").await;
+        assert!(!platform.is_empty());
+        assert!(platform.iter().all(|i| i.get("ingested_by").is_none()));
+        let v1 = h
+            .v1(
+                &format!("/v1/org/{}/audit", h.org.id),
+                &json!({"filters": {"event": "org.project.test"}}),
+            )
+            .await;
+        assert!(v1
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["ingestedBy"] == json!(token)));
+        // The chain covers the mark: the log still verifies.
+        let report = h.store.verify_chain(h.org.id).await.unwrap();
+        assert!(report.intact(), "{report:?}");
     }
 );

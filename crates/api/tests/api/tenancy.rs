@@ -812,3 +812,88 @@ api_test!(
             .all(|e| e["org_id"].is_null() && e["group_id"] == json!(h.group.id)));
     }
 );
+
+// Anyone could make a standalone org and add any platform user by ID to
+// it, which answered with the user's email and name. By default an admin
+// of the tenant's group adds anyone (the seed's flow), while a tenant's
+// own admin adds only users of its group; anyone else is "not found"
+// exactly as a user who does not exist.
+api_test!(
+    only_users_of_the_group_can_be_added_directly,
+    with_defaults,
+    |h| async move {
+        let path = format!("/rest/orgs/{}/memberships", h.org.id);
+        // An admin of the org alone.
+        let (org_admin, org_admin_api) = h.new_user("orgadmin@example.com").await;
+        h.store
+            .add_member(
+                Scope::Org(h.org.id),
+                org_admin.id,
+                auditlake_core::Role::OrgAdmin,
+                &Actor::user(h.user.id),
+            )
+            .await
+            .unwrap();
+        // A member of another org of the same group may be added by them.
+        let sibling = h
+            .store
+            .create_org("Sibling", Some(h.group.id), &Actor::user(h.user.id))
+            .await
+            .unwrap();
+        let (colleague, _) = h.new_user("colleague@example.com").await;
+        h.store
+            .add_member(
+                Scope::Org(sibling.id),
+                colleague.id,
+                auditlake_core::Role::OrgMember,
+                &Actor::user(h.user.id),
+            )
+            .await
+            .unwrap();
+        org_admin_api
+            .post(&path, &member_body("org_membership", colleague.id, None))
+            .await
+            .expect(201);
+
+        // A user of no group of theirs, and a user who does not exist.
+        let (stranger, _) = h.new_user("stranger@example.com").await;
+        let head = h.head().await;
+        let refused = org_admin_api
+            .post(&path, &member_body("org_membership", stranger.id, None))
+            .await;
+        let missing = org_admin_api
+            .post(&path, &member_body("org_membership", Uuid::now_v7(), None))
+            .await;
+        for r in [&refused, &missing] {
+            r.error_at(404, "pointer", "/data/relationships/user/data/id");
+        }
+        assert_eq!(
+            refused.body["errors"][0]["detail"],
+            missing.body["errors"][0]["detail"]
+        );
+        assert!(
+            !refused.text.contains("stranger@example.com"),
+            "{}",
+            refused.text
+        );
+        assert!(!refused.text.contains("User stranger"), "{}", refused.text);
+        assert!(h.changes_since(head).await.is_empty(), "nothing was added");
+
+        // The group's admin, whom the operator appointed, adds anyone.
+        h.post(&path, &member_body("org_membership", stranger.id, None))
+            .await
+            .expect(201);
+
+        // A standalone org's admin cannot add the first tenant's user.
+        let other = h.new_tenant("eve@example.com", "Eve Org").await;
+        let r = other
+            .api
+            .post(
+                &format!("/rest/orgs/{}/memberships", other.org.id),
+                &member_body("org_membership", h.user.id, None),
+            )
+            .await;
+        r.error_at(404, "pointer", "/data/relationships/user/data/id");
+        assert!(!r.text.contains(&h.user.email), "{}", r.text);
+    }
+);

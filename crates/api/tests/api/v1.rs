@@ -71,7 +71,8 @@ api_test!(org_audit_is_a_bare_camel_case_array, |h| async move {
             "projectId": "p1",
             "event": "org.project.add",
             "content": {"name": "web"},
-            "created": created
+            "created": created,
+            "ingestedBy": h.token_id().await
         }])
     );
     // No body at all (no length, no type): no filters.
@@ -110,7 +111,7 @@ api_test!(org_audit_is_a_bare_camel_case_array, |h| async move {
 api_test!(filters_dates_pages_and_order, |h| async move {
     let base = format!("/rest/orgs/{}", h.org.id);
     let path = format!("/v1/org/{}/audit", h.org.id);
-    let (bob, _) = h.new_user("bob@example.com").await;
+    let (bob, _) = h.new_member("bob@example.com").await;
     let today = time_fmt::start_of_day(now_us());
     let old = fill(
         h,

@@ -44,15 +44,41 @@ pub const UA: &str = "auditlake-api-tests/1.0";
 /// Defines one test per backend: `api_test!(name, |h| async move { .. })`
 /// expands to `name::sqlite` and `name::postgres`; `h` is a `&Harness`.
 /// `api_test!(name, with_lake, |h| ..)` runs a local lake beside the server
-/// (see [`Harness::lake`]).
+/// (see [`Harness::lake`]); `api_test!(name, with_defaults, |h| ..)` runs
+/// the server with the defaults the harness otherwise loosens (see
+/// [`Options`]).
 macro_rules! api_test {
     ($name:ident, |$h:ident| $body:expr) => {
-        $crate::common::api_test!($name, false, |$h| $body);
+        $crate::common::api_test!(
+            $name,
+            $crate::common::Options {
+                lake: false,
+                defaults: false
+            },
+            |$h| $body
+        );
     };
     ($name:ident, with_lake, |$h:ident| $body:expr) => {
-        $crate::common::api_test!($name, true, |$h| $body);
+        $crate::common::api_test!(
+            $name,
+            $crate::common::Options {
+                lake: true,
+                defaults: false
+            },
+            |$h| $body
+        );
     };
-    ($name:ident, $lake:literal, |$h:ident| $body:expr) => {
+    ($name:ident, with_defaults, |$h:ident| $body:expr) => {
+        $crate::common::api_test!(
+            $name,
+            $crate::common::Options {
+                lake: false,
+                defaults: true
+            },
+            |$h| $body
+        );
+    };
+    ($name:ident, $lake:expr, |$h:ident| $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -80,6 +106,17 @@ macro_rules! api_test {
     };
 }
 pub(crate) use api_test;
+
+/// How a test's server is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// A local lake beside the server, for the query console.
+    pub lake: bool,
+    /// The server's own defaults. Otherwise the harness opens a long import
+    /// window for ingested events and lets admins add any user, so that
+    /// most tests can date events freely and add users they just made.
+    pub defaults: bool,
+}
 
 /// The future of one test body, borrowing the harness.
 pub type Body<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
@@ -124,11 +161,11 @@ impl Harness {
     /// With `lake`, a local lake runs beside it for the query console.
     pub async fn run(
         backend: Backend,
-        lake: bool,
+        options: Options,
         body: impl for<'a> FnOnce(&'a Harness) -> Body<'a>,
     ) {
         let db = TestDb::new(backend).await;
-        let h = Harness::start(&db, lake).await;
+        let h = Harness::start(&db, options).await;
         let outcome = AssertUnwindSafe(body(&h)).catch_unwind().await;
         h.stop().await;
         db.cleanup().await;
@@ -137,7 +174,8 @@ impl Harness {
         }
     }
 
-    async fn start(db: &TestDb, with_lake: bool) -> Harness {
+    async fn start(db: &TestDb, options: Options) -> Harness {
+        let with_lake = options.lake;
         let store = db.store().await;
         let user = store
             .create_user("owner@example.com", "Owner")
@@ -164,6 +202,10 @@ impl Harness {
         let addr: SocketAddr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let mut state = auditlake_api::AppState::new(store.clone());
+        if !options.defaults {
+            state.ingest_import_window_us = 20 * 366 * 86_400_000_000;
+            state.membership_adds = auditlake_api::MembershipAdds::Anyone;
+        }
         let (lake, lake_dir) = if with_lake {
             let dir = tempfile::tempdir().expect("lake directory");
             // Limits small enough for a test to meet them quickly.
@@ -238,6 +280,32 @@ impl Harness {
             .await
             .expect("create token");
         (user, self.api.with_token(&token.secret))
+    }
+
+    /// A new user who is a member of the harness's org, with a client.
+    pub async fn new_member(&self, email: &str) -> (User, Api) {
+        let (user, api) = self.new_user(email).await;
+        self.store
+            .add_member(
+                Scope::Org(self.org.id),
+                user.id,
+                auditlake_core::Role::OrgMember,
+                &Actor::user(self.user.id),
+            )
+            .await
+            .expect("add member");
+        (user, api)
+    }
+
+    /// The ID of the harness user's token: the mark ingested events carry.
+    pub async fn token_id(&self) -> uuid::Uuid {
+        self.store
+            .authenticate(&self.token)
+            .await
+            .expect("authenticate")
+            .expect("a valid token")
+            .1
+            .id
     }
 
     /// A second tenant: a user with a standalone org of their own.
