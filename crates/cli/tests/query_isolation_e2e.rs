@@ -15,7 +15,7 @@ use serde_json::json;
 
 mod common;
 
-use common::{json_of, run_json, spawn_until};
+use common::ServedLake;
 
 const REGION: &str = "us-east-1";
 
@@ -94,22 +94,10 @@ async fn hostile_corpus(backend: Backend) {
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    let boot = run_json(&["admin", "bootstrap", "--json", "--database-url", &db.url]);
-    let (token, org) = (
-        boot["token"].as_str().unwrap().to_owned(),
-        boot["org_id"].as_str().unwrap().to_owned(),
-    );
-    let (server, announced) = spawn_until(
+    let served = ServedLake::start(
+        &data,
+        &db.url,
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--lake-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-            "--database-url",
-            &db.url,
             "--cloudtrail-endpoint",
             "local",
             "--query-memory-mib",
@@ -121,10 +109,8 @@ async fn hostile_corpus(backend: Backend) {
             "--query-concurrency-per-account",
             "3",
         ],
-        &[],
-        &["auditlake listening on ", "auditlake lake listening on "],
     );
-    let pid = server.0.id();
+    let pid = served.server.0.id();
     // 4 GiB of address space for the server (its workers get less).
     let cap = Some(4u64 << 30);
     rustix::process::prlimit(
@@ -136,26 +122,14 @@ async fn hostile_corpus(backend: Backend) {
         },
     )
     .unwrap();
-    let (base, lake) = (announced[0].clone(), announced[1].clone());
-    let setup = run_json(&[
-        "lake",
-        "setup",
-        "--json",
-        "--external-id",
-        &org,
-        "--data-dir",
-        &data,
-        "--endpoint",
-        &lake,
-    ]);
-    let (store, channel) = (
-        setup["event_data_store_id"].as_str().unwrap().to_owned(),
-        setup["channel_arn"].as_str().unwrap().to_owned(),
+    let (base, lake, token, org, key) = (
+        served.api.clone(),
+        served.lake.clone(),
+        served.token.clone(),
+        served.org.clone(),
+        served.key.clone(),
     );
-    let key: auditlake_cloudtrail::AccessKey = serde_json::from_value(json_of(
-        &std::fs::read_to_string(dir.path().join("lake/lake-credentials.json")).unwrap(),
-    ))
-    .unwrap();
+    let (store, channel) = (served.store_id.clone(), served.channel_arn.clone());
     let put = auditlake_cloudtrail::client::data(&lake, &key, REGION);
     for chunk in 0..10 {
         let events = (0..100).map(|i| {
@@ -330,7 +304,7 @@ async fn hostile_corpus(backend: Backend) {
         p99(&mut during),
         during.len()
     );
-    drop(server);
+    drop(served);
     db.cleanup().await;
 }
 

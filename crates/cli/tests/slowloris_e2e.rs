@@ -14,7 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 mod common;
 
-use common::{json_of, run_json, spawn_until};
+use common::ServedLake;
 
 const ATTACKERS: usize = 100;
 const CAP: usize = 64;
@@ -70,48 +70,27 @@ async fn slow_clients_cannot_stall_ingest_on_either_listener() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
     let db = format!("sqlite://{data}/auditlake.db");
-    let boot = run_json(&["admin", "bootstrap", "--json", "--database-url", &db]);
-    let (token, org) = (
-        boot["token"].as_str().unwrap().to_owned(),
-        boot["org_id"].as_str().unwrap().to_owned(),
-    );
-    let (_server, announced) = spawn_until(
+    let timeout = READ_TIMEOUT.as_secs().to_string();
+    let cap = CAP.to_string();
+    let served = ServedLake::start(
+        &data,
+        &db,
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--lake-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-            "--database-url",
-            &db,
             "--no-forwarder",
             "--read-timeout-secs",
-            &READ_TIMEOUT.as_secs().to_string(),
+            &timeout,
             "--max-connections-per-ip",
-            &CAP.to_string(),
+            &cap,
         ],
-        &[],
-        &["auditlake listening on ", "auditlake lake listening on "],
     );
-    let (api, lake) = (announced[0].clone(), announced[1].clone());
-    let setup = run_json(&[
-        "lake",
-        "setup",
-        "--json",
-        "--external-id",
-        &org,
-        "--data-dir",
-        &data,
-        "--endpoint",
-        &lake,
-    ]);
-    let channel = setup["channel_arn"].as_str().unwrap().to_owned();
-    let key: auditlake_cloudtrail::AccessKey = serde_json::from_value(json_of(
-        &std::fs::read_to_string(dir.path().join("lake/lake-credentials.json")).unwrap(),
-    ))
-    .unwrap();
+    let (api, lake, token, org, key, channel) = (
+        served.api.clone(),
+        served.lake.clone(),
+        served.token.clone(),
+        served.org.clone(),
+        served.key.clone(),
+        served.channel_arn.clone(),
+    );
     let put = auditlake_cloudtrail::client::data(&lake, &key, "us-east-1");
     let http = reqwest::Client::new();
     let ingest_url = format!("{api}/rest/orgs/{org}/audit_logs/events?version=2024-10-15");

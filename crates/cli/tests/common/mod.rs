@@ -79,3 +79,78 @@ pub fn json_of(text: &str) -> Value {
 pub fn run_json(args: &[&str]) -> Value {
     json_of(&run(args))
 }
+
+/// An `auditlake serve` with its own lake, bootstrapped, and a channel of
+/// that lake for the bootstrapped org, as the end-to-end tests of both
+/// listeners use it.
+pub struct ServedLake {
+    /// The server process.
+    pub server: Killed,
+    /// The API's URL.
+    pub api: String,
+    /// The lake's URL.
+    pub lake: String,
+    /// The bootstrapped admin's token.
+    pub token: String,
+    /// The bootstrapped org: the channel's External ID.
+    pub org: String,
+    /// The key the lake generated.
+    pub key: auditlake_cloudtrail::AccessKey,
+    /// The channel for the org's External ID.
+    pub channel_arn: String,
+    /// The store it feeds.
+    pub store_id: String,
+}
+
+impl ServedLake {
+    /// Bootstraps `db_url`, serves it with its lake and `extra` flags from
+    /// `data`, and sets up a channel for the bootstrapped org.
+    pub fn start(data: &str, db_url: &str, extra: &[&str]) -> Self {
+        let boot = run_json(&["admin", "bootstrap", "--json", "--database-url", db_url]);
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--lake-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+            "--database-url",
+            db_url,
+        ];
+        args.extend_from_slice(extra);
+        let (server, announced) = spawn_until(
+            &args,
+            &[],
+            &["auditlake listening on ", "auditlake lake listening on "],
+        );
+        let org = boot["org_id"].as_str().unwrap().to_owned();
+        let lake = announced[1].clone();
+        let setup = run_json(&[
+            "lake",
+            "setup",
+            "--json",
+            "--external-id",
+            &org,
+            "--data-dir",
+            data,
+            "--endpoint",
+            &lake,
+        ]);
+        let key = serde_json::from_value(json_of(
+            &std::fs::read_to_string(std::path::Path::new(data).join("lake/lake-credentials.json"))
+                .unwrap(),
+        ))
+        .unwrap();
+        Self {
+            server,
+            api: announced[0].clone(),
+            lake,
+            token: boot["token"].as_str().unwrap().to_owned(),
+            org,
+            key,
+            channel_arn: setup["channel_arn"].as_str().unwrap().to_owned(),
+            store_id: setup["event_data_store_id"].as_str().unwrap().to_owned(),
+        }
+    }
+}
