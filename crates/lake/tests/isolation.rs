@@ -109,15 +109,25 @@ async fn an_accumulator_past_the_limit_fails_and_a_long_query_times_out() {
             || status == QueryStatus::TimedOut,
         "{status:?} {message:?}"
     );
+    let before = worker_pids();
     let long = start(&c, &endless(&s)).await;
+    // Its worker: one that was not running before (other tests' lakes
+    // keep idle workers of their own).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while workers() == 0 {
+    let ours = loop {
+        let new: Vec<String> = worker_pids()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        if !new.is_empty() {
+            break new;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "no worker runs the query"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     let (status, message) = wait_ended(&c, &long).await;
     assert_eq!(status, QueryStatus::TimedOut, "{message:?}");
     assert_eq!(
@@ -126,19 +136,13 @@ async fn an_accumulator_past_the_limit_fails_and_a_long_query_times_out() {
     );
     // Its process is gone, not left running in the background.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while workers() > 0 {
+    while worker_pids().iter().any(|p| ours.contains(p)) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "a timed-out worker lives on"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Query workers this process started that are still running (zombies not
-/// counted).
-fn workers() -> usize {
-    worker_pids().len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,12 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 
+/// The binary `spawn_until` and `run` start: [`BIN`], or the one
+/// `AUDITLAKE_TEST_BIN` names (a release build, to measure it).
+pub fn bin() -> std::ffi::OsString {
+    std::env::var_os("AUDITLAKE_TEST_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// Kills the child when the test ends, also on a panic.
 pub struct Killed(pub Child);
 
@@ -25,7 +31,7 @@ impl Drop for Killed {
 /// rest of stdout is read (and dropped) on a thread, so a line the process
 /// prints later never meets a closed or full pipe.
 pub fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Killed, Vec<String>) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true");
@@ -59,7 +65,7 @@ pub fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Kil
 
 /// Runs `auditlake ARGS`, which must succeed; its stdout.
 pub fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(args)
         .output()
         .expect("run auditlake");

@@ -155,7 +155,8 @@ pub struct Queries {
     /// The root of the local object store, which workers read.
     objects: PathBuf,
     limits: QueryLimits,
-    worker: QueryWorker,
+    /// Warm worker processes.
+    workers: Arc<worker::Workers>,
     slots: Arc<Slots>,
     cancels: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
     /// Plans statements in `StartQuery`; never executes one.
@@ -175,11 +176,11 @@ impl Queries {
         Ok(Self {
             slots: Arc::new(Slots::new(&limits)),
             planner: engine::Engine::new(None)?,
+            workers: Arc::new(worker::Workers::new(worker, limits.clone())),
             catalog,
             storage,
             objects,
             limits,
-            worker,
             cancels: Arc::default(),
         })
     }
@@ -345,7 +346,7 @@ impl Queries {
             max_result_rows: self.limits.max_result_rows,
             max_result_bytes: self.limits.max_result_bytes,
         };
-        let outcome = worker::run(&self.worker, &job, &self.limits).await?;
+        let outcome = self.workers.run(&job).await?;
         Ok((outcome, scanned_rows, scanned_bytes))
     }
 
@@ -599,6 +600,77 @@ mod tests {
 
         let at_once = start().await;
         assert_ne!(status(at_once).await, S::Queued);
+    }
+
+    /// A worker that finished its job serves the next one warm; one whose
+    /// job failed is not kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_serves_the_next_query_unless_its_job_failed() {
+        use crate::testing::{LocalLake, OWNER};
+        use aws_sdk_cloudtrail::types::QueryStatus as S;
+
+        let dir = tempfile::tempdir().unwrap();
+        let limits = QueryLimits {
+            memory_limit: 256 << 20,
+            ..QueryLimits::default()
+        };
+        let t = LocalLake::start_with(dir.path(), limits).await;
+        let c = t.control(OWNER);
+        let arn = c
+            .create_event_data_store()
+            .name("warm")
+            .send()
+            .await
+            .unwrap()
+            .event_data_store_arn
+            .unwrap();
+        let store = arn.rsplit('/').next().unwrap().to_owned();
+        let run = |sql: String| {
+            let c = c.clone();
+            async move {
+                let id = c
+                    .start_query()
+                    .query_statement(sql)
+                    .send()
+                    .await
+                    .unwrap()
+                    .query_id
+                    .unwrap();
+                for _ in 0..1000 {
+                    let status = c
+                        .describe_query()
+                        .query_id(&id)
+                        .send()
+                        .await
+                        .unwrap()
+                        .query_status
+                        .unwrap();
+                    if !matches!(status, S::Queued | S::Running) {
+                        return status;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("the query never ended");
+            }
+        };
+        let workers = Arc::clone(&t.lake.queries().workers);
+        assert!(workers.idle_pids().is_empty());
+        let count = format!("select count(*) from {store}");
+        assert_eq!(run(count.clone()).await, S::Finished);
+        let first = workers.idle_pids();
+        assert_eq!(first.len(), 1);
+        assert_eq!(run(count.clone()).await, S::Finished);
+        assert_eq!(workers.idle_pids(), first, "the same worker, kept warm");
+        let huge = format!("select length(repeat('x', 1000000000)) from {store} limit 1");
+        assert_eq!(run(huge).await, S::Failed);
+        assert!(
+            workers.idle_pids().is_empty(),
+            "the failed job's worker is gone"
+        );
+        assert_eq!(run(count).await, S::Finished);
+        let next = workers.idle_pids();
+        assert_eq!(next.len(), 1);
+        assert_ne!(next, first);
     }
 
     /// A statement of the longest length made of one operator chain
