@@ -18,8 +18,8 @@
 
 #![no_main]
 
-use auditlake_lake::control::{decode_token, encode_token, Paging, Request};
 use auditlake_cloudtrail::policy::Policy;
+use auditlake_lake::control::{decode_token, encode_token, Paging, Request};
 use auditlake_lake::LakeError;
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
@@ -60,6 +60,7 @@ fn policy(text: &str) {
     let p = match Policy::parse(text, CHANNEL) {
         Ok(p) => p,
         Err(e) => {
+            let e = LakeError::from(e);
             client_error(&e);
             assert_eq!(e.code(), "ResourcePolicyNotValidException");
             return;
