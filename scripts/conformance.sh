@@ -87,11 +87,19 @@ token="$(json_field token <<<"$run_token")"
 token_id="$(json_field token_id <<<"$run_token")"
 member_id="$(admin create-user --email member@example.com --name Member | json_field user_id)"
 
+# /metrics is on, behind its own bearer token (the [[operations]] entry of
+# the configuration below sends it there instead of the API token).
+metrics_token="conformance-metrics-$RANDOM$RANDOM"
+
 # start_server LIMIT: serves on a free port with LIMIT requests per token and
-# minute (0: no limit); sets $base.
+# minute (0: no limit); sets $base. Any user may be added to an org: the
+# stateful phase creates orgs outside every group and adds the run's users
+# to them, which the default (users of the org's group only) answers with
+# the 404 of a user the tenant cannot see; the API tests cover that rule.
 start_server() {
   "$bin" serve --data-dir "$data" --listen 127.0.0.1:0 --no-lake --no-forwarder \
-    --rate-limit-per-minute "$1" >"$work/stdout" 2>>"$out/server.log" &
+    --rate-limit-per-minute "$1" --metrics-token "$metrics_token" --membership-adds anyone \
+    >"$work/stdout" 2>>"$out/server.log" &
   server_pid=$!
   base=""
   for _ in $(seq 1 100); do
@@ -174,6 +182,10 @@ parameters = { "query.version" = { dictionary = "version-cloud-events", probabil
 [[operations]]
 include-path-regex = '/audit_logs/events$'
 parameters = { "query.version" = { dictionary = "version-ingest", probability = 0.8 } }
+
+[[operations]]
+include-path = "/metrics"
+headers = { Authorization = "Bearer $metrics_token" }
 EOF
 
 if [ "$long" = 1 ]; then
