@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub query_max_rows: Option<usize>,
     /// See `--query-max-result-mib`.
     pub query_max_result_mib: Option<usize>,
+    /// See `--query-group-on-codes`.
+    pub query_group_on_codes: Option<bool>,
     /// See `--read-timeout-secs`.
     pub read_timeout_secs: Option<u64>,
     /// See `--max-connections-per-ip`.

@@ -56,6 +56,11 @@ pub struct LakeOptions {
     /// Most MiB of results a lake query may return [default: 64]
     #[arg(long, env = "AUDITLAKE_QUERY_MAX_RESULT_MIB")]
     pub query_max_result_mib: Option<usize>,
+    /// Whether a lake group-by on event names may count dictionary codes
+    /// instead of running DataFusion's own operator (false: rule them out
+    /// when an answer looks wrong) [default: true]
+    #[arg(long, env = "AUDITLAKE_QUERY_GROUP_ON_CODES")]
+    pub query_group_on_codes: Option<bool>,
     /// Seconds a client of the API or the lake may send nothing (headers,
     /// body, or between requests) before it is dropped [default: 10]
     #[arg(long, env = "AUDITLAKE_READ_TIMEOUT_SECS")]
@@ -165,6 +170,10 @@ impl LakeOptions {
                 d.memory_limit >> 20,
             )
             .saturating_mul(1 << 20),
+            group_on_codes: self
+                .query_group_on_codes
+                .or(file.query_group_on_codes)
+                .unwrap_or(d.group_on_codes),
         }
     }
 

@@ -21,6 +21,8 @@ pub mod control;
 pub mod data;
 pub mod dict_group;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod keys;
 pub mod merge;
 pub mod page_count;

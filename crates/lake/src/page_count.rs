@@ -538,10 +538,10 @@ impl Groups {
 /// The counts of one column chunk: rows per dictionary entry, and rows
 /// where the value (or a struct above it) is null.
 #[derive(Debug, PartialEq)]
-struct ChunkCounts {
-    dictionary: Vec<Bytes>,
-    counts: Vec<u64>,
-    nulls: u64,
+pub(crate) struct ChunkCounts {
+    pub(crate) dictionary: Vec<Bytes>,
+    pub(crate) counts: Vec<u64>,
+    pub(crate) nulls: u64,
 }
 
 impl ChunkCounts {
@@ -600,7 +600,7 @@ impl ChunkReader for ChunkBytes {
 /// `None` when a data page holds something other than dictionary codes (or
 /// the chunk is not of strings), which the Arrow reader must then decode.
 /// A chunk that contradicts its own metadata is an error.
-fn count_chunk(
+pub(crate) fn count_chunk(
     bytes: Bytes,
     row_group: &RowGroupMetaData,
     leaf: usize,
@@ -617,7 +617,8 @@ fn count_chunk(
     let mut pages =
         SerializedPageReader::new(reader, column, rows, None).map_err(DataFusionError::from)?;
     let mut dictionary: Option<Vec<Bytes>> = None;
-    let mut tally = Tally::default();
+    // Made when the dictionary page gives its bound.
+    let mut tally: Option<Tally> = None;
     let (mut nulls, mut values) = (0u64, 0u64);
     while let Some(page) = pages.get_next_page().map_err(DataFusionError::from)? {
         let (codes, present, page_values) = match page {
@@ -633,7 +634,9 @@ fn count_chunk(
                 if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
                     return Ok(None);
                 }
-                dictionary = Some(plain_strings(buf, num_values as usize)?);
+                let entries = plain_strings(buf, num_values as usize)?;
+                tally = Some(Tally::new(entries.len()));
+                dictionary = Some(entries);
                 continue;
             }
             Page::DataPage {
@@ -658,9 +661,9 @@ fn count_chunk(
                         return Err(corrupt("definition levels past the page's end"));
                     }
                     let levels = buf.split_to(len);
-                    let mut histogram = Tally::default();
+                    let mut histogram = Tally::new(max_def as usize + 1);
                     histogram.hybrid(&levels, bit_width(max_def as u64), num_values as usize)?;
-                    histogram.entries(max_def as usize + 1)?[max_def as usize]
+                    histogram.entries()?[max_def as usize]
                 };
                 (dictionary_codes(encoding, buf)?, present, num_values as u64)
             }
@@ -689,9 +692,9 @@ fn count_chunk(
         let Some(codes) = codes else {
             return Ok(None);
         };
-        if dictionary.is_none() {
+        let Some(tally) = tally.as_mut() else {
             return Err(corrupt("dictionary codes before the dictionary page"));
-        }
+        };
         match codes.first() {
             Some(&width) => tally.hybrid(&codes[1..], width, present as usize)?,
             // A page of nulls only needs no codes.
@@ -706,8 +709,10 @@ fn count_chunk(
             "pages whose values differ from the row group's rows",
         ));
     }
-    let dictionary = dictionary.unwrap_or_default();
-    let counts = tally.entries(dictionary.len())?;
+    let (dictionary, counts) = match (dictionary, tally) {
+        (Some(dictionary), Some(tally)) => (dictionary, tally.entries()?),
+        _ => (Vec::new(), Vec::new()),
+    };
     Ok(Some(ChunkCounts {
         dictionary,
         counts,
@@ -749,21 +754,20 @@ fn corrupt(what: &str) -> DataFusionError {
     exec_datafusion_err!("corrupt Parquet column chunk: {what}")
 }
 
-/// Counts of the values of hybrid-encoded streams. Values below 256 go
-/// into four interleaved tables, so that consecutive equal values do not
-/// wait on one counter; wider ones into a growing table.
+fn past_the_end() -> DataFusionError {
+    corrupt("a code past the dictionary's end")
+}
+
+/// Counts of the values of hybrid-encoded streams whose values are below
+/// a bound known before any is read (a dictionary's length, or the highest
+/// definition level plus one). Values below 256 go into four interleaved
+/// tables, so that consecutive equal values do not wait on one counter;
+/// wider ones into a table that grows at most to the bound, so that a
+/// corrupt code costs an error, never an allocation sized by the code.
 struct Tally {
     narrow: Box<[[u64; 256]; 4]>,
     wide: Vec<u64>,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Self {
-            narrow: Box::new([[0; 256]; 4]),
-            wide: Vec::new(),
-        }
-    }
+    values: usize,
 }
 
 /// Widest value the hybrid encoding holds in Parquet (levels and codes are
@@ -771,6 +775,15 @@ impl Default for Tally {
 const MAX_BIT_WIDTH: u8 = 32;
 
 impl Tally {
+    /// A tally of values below `values`.
+    fn new(values: usize) -> Self {
+        Self {
+            narrow: Box::new([[0; 256]; 4]),
+            wide: Vec::new(),
+            values,
+        }
+    }
+
     /// Counts the first `n` values of the RLE/bit-packed hybrid stream
     /// `data` whose values are `width` bits wide.
     fn hybrid(&mut self, data: &[u8], width: u8, n: usize) -> Result<()> {
@@ -795,7 +808,7 @@ impl Tally {
                 let mut value = [0u8; 8];
                 value[..size].copy_from_slice(&rest[..size]);
                 rest = &rest[size..];
-                self.add(u64::from_le_bytes(value), run as u64);
+                self.add(u64::from_le_bytes(value), run as u64)?;
                 left -= run;
             } else {
                 let groups = (header >> 1) as usize;
@@ -807,7 +820,7 @@ impl Tally {
                 let count = (groups * 8).min(left);
                 // The words may reach past the run into the next: only the
                 // run's bits are used.
-                self.unpack(rest, width, count);
+                self.unpack(rest, width, count)?;
                 rest = &rest[size..];
                 left -= count;
             }
@@ -818,22 +831,26 @@ impl Tally {
         Ok(())
     }
 
-    fn add(&mut self, value: u64, n: u64) {
+    /// Counts `n` of `value`. Narrow values past the bound are counted
+    /// and refused by [`Tally::entries`]; wide ones are refused here,
+    /// before the table grows.
+    fn add(&mut self, value: u64, n: u64) -> Result<()> {
         match usize::try_from(value) {
             Ok(v) if v < 256 => self.narrow[0][v] += n,
-            _ => {
-                let v = value as usize;
+            Ok(v) if v < self.values => {
                 if self.wide.len() <= v {
                     self.wide.resize(v + 1, 0);
                 }
                 self.wide[v] += n;
             }
+            _ => return Err(past_the_end()),
         }
+        Ok(())
     }
 
     /// Counts the first `count` values of bit-packed `data` (a run and
     /// whatever follows it).
-    fn unpack(&mut self, data: &[u8], width: u8, count: usize) {
+    fn unpack(&mut self, data: &[u8], width: u8, count: usize) -> Result<()> {
         let width = usize::from(width);
         let mask = (1u64 << width) - 1;
         let full = count / 8;
@@ -849,14 +866,16 @@ impl Tally {
             _ => 0,
         };
         for i in fast * 8..count {
-            self.add(bit_field(data, i * width, mask), 1);
+            self.add(bit_field(data, i * width, mask), 1)?;
         }
+        Ok(())
     }
 
-    /// The counts of values `0..entries`; a value at or past `entries` (a
+    /// The counts of the values below the bound; a value at or past it (a
     /// code past the dictionary's end) is an error.
-    fn entries(&self, entries: usize) -> Result<Vec<u64>> {
-        let mut counts = vec![0u64; entries.max(256).max(self.wide.len())];
+    fn entries(&self) -> Result<Vec<u64>> {
+        let entries = self.values;
+        let mut counts = vec![0u64; entries.max(256)];
         for way in self.narrow.iter() {
             for (c, n) in counts.iter_mut().zip(way) {
                 *c += n;
@@ -866,7 +885,7 @@ impl Tally {
             *c += n;
         }
         if counts[entries..].iter().any(|&n| n > 0) {
-            return Err(corrupt("a code past the dictionary's end"));
+            return Err(past_the_end());
         }
         counts.truncate(entries);
         Ok(counts)
@@ -1348,9 +1367,9 @@ mod tests {
     }
 
     fn counts(data: &[u8], width: u8, n: usize, entries: usize) -> Result<Vec<u64>> {
-        let mut tally = Tally::default();
+        let mut tally = Tally::new(entries);
         tally.hybrid(data, width, n)?;
-        tally.entries(entries)
+        tally.entries()
     }
 
     #[test]
@@ -1394,6 +1413,20 @@ mod tests {
             (vec![0x80, 0x80], 3, 4, "truncated run header"),
             (vec![0, 1], 3, 4, "empty run"),
             (vec![2, 0], 33, 1, "bit width over 32"),
+            // The widest code a run can hold, and a bit-packed one: refused
+            // before the tally grows towards them (32 GiB for the first).
+            (
+                vec![1 << 1, 0xff, 0xff, 0xff, 0xff],
+                32,
+                1,
+                "past the dictionary",
+            ),
+            (
+                packed_run(&[0, 1, 2, 0, 0, 0, 0, 1 << 30], 31),
+                31,
+                8,
+                "past the dictionary",
+            ),
         ] {
             let err = counts(&data, width, n, 3).unwrap_err().to_string();
             assert!(err.contains(what), "{what}: {err}");

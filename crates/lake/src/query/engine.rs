@@ -60,8 +60,9 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine reading files from `objects` (none: planning only).
-    pub(crate) fn new(objects: Option<Arc<dyn ObjectStore>>) -> Result<Self> {
+    /// An engine reading files from `objects` (none: planning only), with
+    /// the [`GroupOnCodes`] rule when `group_on_codes`.
+    pub(crate) fn new(objects: Option<Arc<dyn ObjectStore>>, group_on_codes: bool) -> Result<Self> {
         let mut config = SessionConfig::new()
             .with_information_schema(false)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -77,9 +78,11 @@ impl Engine {
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
-            .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(GroupOnCodes))
-            .build();
+            .with_default_features();
+        if group_on_codes {
+            state = state.with_physical_optimizer_rule(Arc::new(GroupOnCodes));
+        }
+        let mut state = state.build();
         for f in sql::functions() {
             state.register_udf(Arc::new(f))?;
         }
@@ -185,7 +188,7 @@ impl Engine {
 /// checks that the plan only reads. For the fuzz target and tests, which
 /// have no lake.
 pub async fn check_plan(prepared: &Prepared) -> Result<LogicalPlan> {
-    Engine::new(None)?.check_plan(prepared).await
+    Engine::new(None, false)?.check_plan(prepared).await
 }
 
 fn empty_table() -> Result<Arc<dyn TableProvider>> {

@@ -45,6 +45,11 @@ pub struct QueryLimits {
     pub max_result_bytes: usize,
     /// Memory one query's process may allocate.
     pub memory_limit: usize,
+    /// Whether a group-by on one dictionary column (event names) may run
+    /// on the operators that count codes instead of DataFusion's own
+    /// (`GroupOnCodes`). Off: every query runs on stock DataFusion, for
+    /// ruling those operators out when an answer looks wrong.
+    pub group_on_codes: bool,
 }
 
 impl Default for QueryLimits {
@@ -56,6 +61,7 @@ impl Default for QueryLimits {
             max_result_rows: 1_000_000,
             max_result_bytes: 64 << 20,
             memory_limit: 1 << 30,
+            group_on_codes: true,
         }
     }
 }
@@ -175,7 +181,7 @@ impl Queries {
     ) -> Result<Self> {
         Ok(Self {
             slots: Arc::new(Slots::new(&limits)),
-            planner: engine::Engine::new(None)?,
+            planner: engine::Engine::new(None, false)?,
             workers: Arc::new(worker::Workers::new(worker, limits.clone())),
             catalog,
             storage,
@@ -345,6 +351,7 @@ impl Queries {
             pool_bytes: self.limits.memory_limit / 4 * 3,
             max_result_rows: self.limits.max_result_rows,
             max_result_bytes: self.limits.max_result_bytes,
+            group_on_codes: self.limits.group_on_codes,
         };
         let outcome = self.workers.run(&job).await?;
         Ok((outcome, scanned_rows, scanned_bytes))
@@ -450,7 +457,7 @@ mod tests {
     /// its own files: the rule recognises the plan the lake makes (its
     /// table, schema and projection), and the counts are right.
     #[tokio::test]
-    async fn event_names_are_counted_from_the_pages() {
+    async fn event_names_are_counted_from_the_pages_unless_turned_off() {
         use datafusion::physical_plan::{collect, displayable};
         use object_store::local::LocalFileSystem;
         use object_store::ObjectStoreExt as _;
@@ -479,55 +486,59 @@ mod tests {
         let path = "store/day/file.parquet";
         objects.put(&path.into(), bytes.into()).await.unwrap();
 
-        let store = "8a6f0c1e-2b7d-4c1a-9e3f-5d2b1a0c9e8f";
-        let engine = engine::Engine::new(Some(objects)).unwrap();
-        let prepared = sql::prepare(&format!(
-            "SELECT eventdata.eventname, count(*) FROM {store} GROUP BY eventdata.eventname"
-        ))
-        .unwrap();
-        let plan = engine.check_plan(&prepared).await.unwrap();
-        let statistics = engine
-            .state()
-            .runtime_env()
-            .cache_manager
-            .get_file_statistic_cache()
+        // Off, the same answer comes from DataFusion's own operators.
+        for group_on_codes in [true, false] {
+            let store = "8a6f0c1e-2b7d-4c1a-9e3f-5d2b1a0c9e8f";
+            let engine = engine::Engine::new(Some(objects.clone()), group_on_codes).unwrap();
+            let prepared = sql::prepare(&format!(
+                "SELECT eventdata.eventname, count(*) FROM {store} GROUP BY eventdata.eventname"
+            ))
             .unwrap();
-        assert!(statistics.is_empty());
-        let tables = HashMap::from([(
-            store.to_owned(),
-            engine.files_table([path].into_iter()).unwrap(),
-        )]);
-        let plan = engine::with_tables(plan, &tables).unwrap();
-        let state = engine.session(Vec::new()).unwrap();
-        let physical = state.create_physical_plan(&plan).await.unwrap();
-        let shown = displayable(physical.as_ref()).indent(true).to_string();
-        assert!(shown.contains("CountFromPages"), "{shown}");
-        // Planning kept the file's statistics for the next query.
-        assert_eq!(statistics.len(), 1);
+            let plan = engine.check_plan(&prepared).await.unwrap();
+            let statistics = engine
+                .state()
+                .runtime_env()
+                .cache_manager
+                .get_file_statistic_cache()
+                .unwrap();
+            assert!(statistics.is_empty());
+            let tables = HashMap::from([(
+                store.to_owned(),
+                engine.files_table([path].into_iter()).unwrap(),
+            )]);
+            let plan = engine::with_tables(plan, &tables).unwrap();
+            let state = engine.session(Vec::new()).unwrap();
+            let physical = state.create_physical_plan(&plan).await.unwrap();
+            let shown = displayable(physical.as_ref()).indent(true).to_string();
+            assert_eq!(shown.contains("CountFromPages"), group_on_codes, "{shown}");
+            assert!(!shown.contains("DictionaryGroupBy"), "{shown}");
+            // Planning kept the file's statistics for the next query.
+            assert_eq!(statistics.len(), 1);
 
-        let batches = collect(physical, engine.task(&state, 1 << 30).unwrap())
-            .await
-            .unwrap();
-        let mut counts = Vec::new();
-        for b in &batches {
-            let names = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
-            let n = b
-                .column(1)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            for i in 0..b.num_rows() {
-                counts.push((names.as_string::<i32>().value(i).to_owned(), n.value(i)));
+            let batches = collect(physical, engine.task(&state, 1 << 30).unwrap())
+                .await
+                .unwrap();
+            let mut counts = Vec::new();
+            for b in &batches {
+                let names = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
+                let n = b
+                    .column(1)
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+                for i in 0..b.num_rows() {
+                    counts.push((names.as_string::<i32>().value(i).to_owned(), n.value(i)));
+                }
             }
+            counts.sort();
+            assert_eq!(
+                counts,
+                [
+                    ("api.access", 333),
+                    ("org.create", 334),
+                    ("org.user.add", 333)
+                ]
+                .map(|(name, n)| (name.to_owned(), n))
+            );
         }
-        counts.sort();
-        assert_eq!(
-            counts,
-            [
-                ("api.access", 333),
-                ("org.create", 334),
-                ("org.user.add", 333)
-            ]
-            .map(|(name, n)| (name.to_owned(), n))
-        );
     }
 
     /// A query that finds every slot taken waits as `QUEUED`; cancelled

@@ -86,6 +86,8 @@ pub(crate) struct Job {
     pub max_result_rows: usize,
     /// Most bytes of rendered results.
     pub max_result_bytes: usize,
+    /// See [`super::QueryLimits::group_on_codes`].
+    pub group_on_codes: bool,
 }
 
 /// The line a worker writes for a job: how the run ended. A finished run's
@@ -397,7 +399,7 @@ pub fn worker_main() -> ExitCode {
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     let mut runtime = None;
-    let mut engine: Option<(PathBuf, Engine)> = None;
+    let mut engine: Option<((PathBuf, bool), Engine)> = None;
     let mut line = String::new();
     loop {
         line.clear();
@@ -468,14 +470,17 @@ pub fn worker_main() -> ExitCode {
 /// Plans and runs the job on the worker's engine for the job's objects
 /// (made on first use, and kept: its caches serve the next jobs); the rows
 /// and the result set's JSON.
-async fn execute(job: &Job, engine: &mut Option<(PathBuf, Engine)>) -> Result<(usize, String)> {
+async fn execute(
+    job: &Job,
+    engine: &mut Option<((PathBuf, bool), Engine)>,
+) -> Result<(usize, String)> {
+    let key = (job.objects.clone(), job.group_on_codes);
     let engine = match engine {
-        Some((root, e)) if *root == job.objects => e,
+        Some((made_for, e)) if *made_for == key => e,
         _ => {
             let objects = Arc::new(LocalFileSystem::new_with_prefix(&job.objects)?);
-            &engine
-                .insert((job.objects.clone(), Engine::new(Some(objects))?))
-                .1
+            let made = Engine::new(Some(objects), job.group_on_codes)?;
+            &engine.insert((key, made)).1
         }
     };
     let prepared = sql::prepare(&job.statement)?;
