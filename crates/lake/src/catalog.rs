@@ -9,7 +9,7 @@
 //! later and drops it from the buffer in the transaction that lists the
 //! new file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr as _;
 
@@ -309,8 +309,6 @@ pub struct Catalog {
     /// lookup of a channel, does not wait for (or hold up) the ingest's
     /// writes.
     reads: SqlitePool,
-    /// Whether `id`s are also looked up in the [`HASHED_INDEX`].
-    hashed_index: bool,
 }
 
 /// Decodes one row.
@@ -411,10 +409,8 @@ fn unique(
 /// of one holding the three UUIDs as text (the index is most of the
 /// catalog). Keys keep the order of `id`s that come in order (time-ordered
 /// UUIDs, counters), so each call's new keys land on the last pages of the
-/// B-tree. Hashing every `id` (the catalog did for a day, see
-/// [`HASHED_INDEX`]) scattered a call's keys over the whole tree, and each
-/// commit rewrote about a page per entry into the WAL: ingest ran at 60% of
-/// the speed (BENCHMARKS.md).
+/// B-tree; hashing every `id` would scatter them over the whole tree, and
+/// each commit would rewrite about a page per entry into the WAL.
 #[derive(Clone, Copy)]
 struct IdKey {
     bytes: [u8; 8 + 1 + RAW_ID_MAX],
@@ -494,19 +490,6 @@ fn id_key(prefix: [u8; 8], channel: &str, id: &str) -> IdKey {
     key
 }
 
-/// The index of catalogs written on 2026-11-27 (before `event_ids`): the
-/// same rows, but every key hashed (`prefix` and [`id_hash`], 24 bytes), so
-/// its `id`s cannot be moved over. A catalog that has rows in it keeps it
-/// and looks there too, so that a retry of an event stored before the
-/// upgrade is still answered as a duplicate.
-const HASHED_INDEX: &str = "event_keys";
-
-fn hashed_key(prefix: [u8; 8], channel: &str, id: &str) -> Vec<u8> {
-    let mut key = prefix.to_vec();
-    key.extend_from_slice(&id_hash(channel, id));
-    key
-}
-
 /// An `eventID` (a UUID the lake made) as its 16 bytes.
 fn event_id_bytes(event_id: &str) -> Result<Vec<u8>> {
     let id = uuid::Uuid::parse_str(event_id)
@@ -519,91 +502,6 @@ fn event_id_text(bytes: &[u8]) -> Result<String> {
         .map_err(|e| LakeError::Invariant(format!("stored eventID is not a UUID: {e}")))?;
     Ok(id.hyphenated().to_string())
 }
-
-/// Rows per statement when the old `id` index is moved.
-const MIGRATE_ROWS: i64 = 5_000;
-
-/// Catalogs written before 2026-11-27 hold the `id` index as text in
-/// `channel_ids` (channel, id, eventID); moves its rows into `event_ids`
-/// and drops it, in one transaction, a page of rows at a time.
-async fn migrate_id_index(pool: &SqlitePool) -> Result<()> {
-    if !has_table(pool, "channel_ids").await? {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    let mut after = (String::new(), String::new());
-    let mut moved = 0usize;
-    loop {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT channel, id, event_id FROM channel_ids WHERE (channel, id) > (?, ?) \
-             ORDER BY channel, id LIMIT ?",
-        )
-        .bind(&after.0)
-        .bind(&after.1)
-        .bind(MIGRATE_ROWS)
-        .fetch_all(&mut *tx)
-        .await?;
-        let Some(last) = rows.last() else {
-            break;
-        };
-        after = (last.0.clone(), last.1.clone());
-        for chunk in rows.chunks(400) {
-            let mut sql = String::from("INSERT INTO event_ids (key, event_id) VALUES ");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING");
-            let mut q = sqlx::query(&sql);
-            for (channel, id, event_id) in chunk {
-                q = q
-                    .bind(
-                        id_key(channel_prefix(channel), channel, id)
-                            .as_slice()
-                            .to_vec(),
-                    )
-                    .bind(event_id_bytes(event_id)?);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        moved += rows.len();
-    }
-    sqlx::query("DROP TABLE channel_ids")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    tracing::info!(rows = moved, "moved the id index to its compact form");
-    Ok(())
-}
-
-/// Whether the catalog has a table called `name`.
-async fn has_table(pool: &SqlitePool, name: &str) -> Result<bool> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-    Ok(found.is_some())
-}
-
-/// Whether the catalog has rows in the [`HASHED_INDEX`]; drops the table
-/// when it is empty.
-async fn hashed_index_in_use(pool: &SqlitePool) -> Result<bool> {
-    if !has_table(pool, HASHED_INDEX).await? {
-        return Ok(false);
-    }
-    let rows: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM {HASHED_INDEX} LIMIT 1"))
-        .fetch_optional(pool)
-        .await?;
-    if rows.is_none() {
-        sqlx::query(&format!("DROP TABLE {HASHED_INDEX}"))
-            .execute(pool)
-            .await?;
-    }
-    Ok(rows.is_some())
-}
-
-/// `PRAGMA auto_vacuum`'s value for `INCREMENTAL`.
-const INCREMENTAL_VACUUM: i64 = 2;
 
 /// Free pages the catalog keeps for the next burst of ingest (8 MiB of 4
 /// KiB pages) rather than giving them back to the file system.
@@ -640,18 +538,6 @@ impl Catalog {
             )
             .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        migrate_id_index(&pool).await?;
-        let hashed_index = hashed_index_in_use(&pool).await?;
-        let vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
-            .fetch_one(&pool)
-            .await?;
-        if vacuum != INCREMENTAL_VACUUM {
-            // A catalog made before it was set: the setting takes effect
-            // only through a VACUUM, which rewrites the file once. After
-            // the migrations above, so that it rewrites only what they kept.
-            tracing::info!("rewriting the catalog once so that it can give back free pages");
-            sqlx::query("VACUUM").execute(&pool).await?;
-        }
         sqlx::query(
             "UPDATE queries SET status = 'FAILED', error = 'The lake restarted while the query ran; start it again.' \
              WHERE status IN ('QUEUED', 'RUNNING')",
@@ -664,11 +550,7 @@ impl Catalog {
             .max_connections(READ_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self {
-            pool,
-            reads,
-            hashed_index,
-        })
+        Ok(Self { pool, reads })
     }
 
     /// Closes the database.
@@ -878,21 +760,12 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         let prefix = channel_prefix(id);
         let (from, to) = (prefix.to_vec(), next_prefix(prefix));
-        let tables: &[&str] = if self.hashed_index {
-            &["event_ids", HASHED_INDEX]
-        } else {
-            &["event_ids"]
-        };
-        for table in tables {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE key >= ? AND (? IS NULL OR key < ?)"
-            ))
+        sqlx::query("DELETE FROM event_ids WHERE key >= ? AND (? IS NULL OR key < ?)")
             .bind(&from)
             .bind(&to)
             .bind(&to)
             .execute(&mut *tx)
             .await?;
-        }
         sqlx::query("DELETE FROM channels WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -934,13 +807,6 @@ impl Catalog {
             .iter()
             .map(|e| id_key(prefix, channel, &e.id))
             .collect();
-        // eventIDs of entries stored before the upgrade to `event_ids`.
-        let earlier = if self.hashed_index {
-            self.hashed_index_hits(&mut tx, prefix, channel, &entries)
-                .await?
-        } else {
-            HashMap::new()
-        };
         let mut fresh = HashSet::new();
         if !entries.is_empty() {
             let mut sql = String::from("INSERT INTO event_ids (key, event_id) VALUES ");
@@ -950,11 +816,9 @@ impl Catalog {
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING key");
             let mut q = sqlx::query(&sql);
             for (e, key) in entries.iter().zip(&keys) {
-                let event_id = match earlier.get(e.id.as_str()) {
-                    Some(earlier) => earlier.clone(),
-                    None => event_id_bytes(&e.record.event_id)?,
-                };
-                q = q.bind(key.as_slice().to_vec()).bind(event_id);
+                q = q
+                    .bind(key.as_slice().to_vec())
+                    .bind(event_id_bytes(&e.record.event_id)?);
             }
             for row in q.fetch_all(&mut *tx).await? {
                 fresh.insert(row.try_get::<Vec<u8>, _>(0)?);
@@ -963,13 +827,7 @@ impl Catalog {
         let mut out = Vec::with_capacity(entries.len());
         let mut to_store = Vec::with_capacity(entries.len());
         for (e, key) in entries.into_iter().zip(keys) {
-            if let Some(event_id) = earlier.get(e.id.as_str()) {
-                out.push(Stored {
-                    event_id: event_id_text(event_id)?,
-                    id: e.id,
-                    duplicate: true,
-                });
-            } else if fresh.contains(key.as_slice()) {
+            if fresh.contains(key.as_slice()) {
                 out.push(Stored {
                     id: e.id.clone(),
                     event_id: e.record.event_id.clone(),
@@ -1026,37 +884,6 @@ impl Catalog {
         .await?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    /// The stored eventIDs of those `entries` of `channel` that the
-    /// [`HASHED_INDEX`] holds, by `id`.
-    async fn hashed_index_hits(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        prefix: [u8; 8],
-        channel: &str,
-        entries: &[NewEntry],
-    ) -> Result<HashMap<String, Vec<u8>>> {
-        let mut by_key: HashMap<Vec<u8>, &str> = entries
-            .iter()
-            .map(|e| (hashed_key(prefix, channel, &e.id), e.id.as_str()))
-            .collect();
-        let mut hits = HashMap::new();
-        if by_key.is_empty() {
-            return Ok(hits);
-        }
-        let marks = vec!["?"; by_key.len()].join(", ");
-        let sql = format!("SELECT key, event_id FROM {HASHED_INDEX} WHERE key IN ({marks})");
-        let mut q = sqlx::query_as::<_, (Vec<u8>, Vec<u8>)>(&sql);
-        for key in by_key.keys() {
-            q = q.bind(key.clone());
-        }
-        for (key, event_id) in q.fetch_all(&mut *tx).await? {
-            if let Some(id) = by_key.remove(&key) {
-                hits.insert(id.to_owned(), event_id);
-            }
-        }
-        Ok(hits)
     }
 
     /// Up to `limit` buffered records of a store, oldest first, with the
@@ -1465,60 +1292,6 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_catalog_with_the_hashed_id_index_still_answers_its_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (
-            "0b5f7c64-8d0e-4a58-9d53-5b6f0a7c1e21",
-            "5e2a9b18-3c4d-4f6e-8a7b-9c0d1e2f3a4b",
-        );
-        let earlier = uuid::Uuid::new_v4();
-        {
-            // The catalog as the version of 2026-11-27 left it: an id of
-            // channel `a` in the hashed index.
-            let catalog = Catalog::open(dir.path()).await.unwrap();
-            sqlx::raw_sql(&format!(
-                "CREATE TABLE {HASHED_INDEX} (key BLOB PRIMARY KEY, event_id BLOB NOT NULL) WITHOUT ROWID"
-            ))
-            .execute(&catalog.pool)
-            .await
-            .unwrap();
-            sqlx::query(&format!("INSERT INTO {HASHED_INDEX} VALUES (?, ?)"))
-                .bind(hashed_key(channel_prefix(a), a, "x"))
-                .bind(earlier.as_bytes().to_vec())
-                .execute(&catalog.pool)
-                .await
-                .unwrap();
-            catalog.close().await;
-        }
-        let catalog = Catalog::open(dir.path()).await.unwrap();
-        assert!(catalog.hashed_index);
-        // Its retry is a duplicate with the stored eventID, the first time
-        // and after (when `event_ids` holds it too); other ids are new.
-        for _ in 0..2 {
-            let got = ingest(&catalog, a, &["y", "x"]).await;
-            assert_eq!(got[1], ("x".to_owned(), earlier.to_string(), true));
-        }
-        assert!(!ingest(&catalog, b, &["x"]).await[0].2);
-        // Deleting the channel forgets it there too.
-        catalog.delete_channel(a).await.unwrap();
-        let got = ingest(&catalog, a, &["x"]).await;
-        assert!(!got[0].2);
-        assert_ne!(got[0].1, earlier.to_string());
-        catalog.close().await;
-
-        // Emptied by that, the table is dropped on open.
-        let catalog = Catalog::open(dir.path()).await.unwrap();
-        assert!(!catalog.hashed_index);
-        let left: Option<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = ?")
-                .bind(HASHED_INDEX)
-                .fetch_optional(&catalog.pool)
-                .await
-                .unwrap();
-        assert_eq!(left, None);
-    }
-
     async fn pragma(catalog: &Catalog, name: &str) -> i64 {
         sqlx::query_scalar(&format!("PRAGMA {name}"))
             .fetch_one(&catalog.pool)
@@ -1530,7 +1303,8 @@ mod tests {
     async fn a_flushed_burst_gives_its_pages_back_but_a_reserve() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::open(dir.path()).await.unwrap();
-        assert_eq!(pragma(&catalog, "auto_vacuum").await, INCREMENTAL_VACUUM);
+        // 2: INCREMENTAL, set when the file was made.
+        assert_eq!(pragma(&catalog, "auto_vacuum").await, 2);
         // A burst of buffered records (about 24 MiB), then their flush.
         sqlx::raw_sql(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) \
@@ -1573,82 +1347,5 @@ mod tests {
             .unwrap()
             .len() as i64;
         assert_eq!(size, now_pages * page_size);
-    }
-
-    #[tokio::test]
-    async fn a_catalog_made_without_incremental_vacuum_is_rewritten_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("catalog.db").display()
-            );
-            let pool = SqlitePool::connect(&url).await.unwrap();
-            sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
-            let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            assert_eq!(mode, 0);
-            pool.close().await;
-        }
-        let catalog = Catalog::open(dir.path()).await.unwrap();
-        assert_eq!(pragma(&catalog, "auto_vacuum").await, INCREMENTAL_VACUUM);
-        assert!(!ingest(&catalog, "c", &["x"]).await[0].2);
-    }
-
-    #[tokio::test]
-    async fn a_catalog_with_the_text_id_index_moves_it_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let channel = "0b5f7c64-8d0e-4a58-9d53-5b6f0a7c1e21";
-        let event_ids: Vec<String> = (0..(MIGRATE_ROWS + 7))
-            .map(|_| uuid::Uuid::new_v4().to_string())
-            .collect();
-        {
-            // The catalog as versions before 2026-11-27 left it.
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("catalog.db").display()
-            );
-            let pool = SqlitePool::connect(&url).await.unwrap();
-            sqlx::raw_sql(
-                "CREATE TABLE channel_ids (channel TEXT NOT NULL, id TEXT NOT NULL, \
-                 event_id TEXT NOT NULL, PRIMARY KEY (channel, id)) WITHOUT ROWID",
-            )
-            .execute(&pool)
-            .await
-            .unwrap();
-            let mut tx = pool.begin().await.unwrap();
-            for (i, event_id) in event_ids.iter().enumerate() {
-                sqlx::query("INSERT INTO channel_ids VALUES (?, ?, ?)")
-                    .bind(channel)
-                    .bind(format!("id-{i}"))
-                    .bind(event_id)
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
-            }
-            tx.commit().await.unwrap();
-            pool.close().await;
-        }
-        let catalog = Catalog::open(dir.path()).await.unwrap();
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'channel_ids'")
-                .fetch_optional(&catalog.pool)
-                .await
-                .unwrap();
-        assert_eq!(old, None);
-        // Every moved id is a duplicate answering with its eventID, the
-        // first and the last page alike.
-        let last = event_ids.len() - 1;
-        for i in [0, 1, MIGRATE_ROWS as usize, last] {
-            let got = ingest(&catalog, channel, &[&format!("id-{i}")]).await;
-            assert_eq!(got[0].1, event_ids[i], "id-{i}");
-            assert!(got[0].2);
-        }
-        catalog.close().await;
-        // Opening again finds nothing to move.
-        let catalog = Catalog::open(dir.path()).await.unwrap();
-        assert!(ingest(&catalog, channel, &["id-3"]).await[0].2);
     }
 }

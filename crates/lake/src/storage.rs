@@ -17,7 +17,7 @@ use datafusion::arrow::error::ArrowError;
 use futures::TryStreamExt as _;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -218,12 +218,8 @@ impl Storage {
                 .await?
                 .bytes()
                 .await?;
-            // Read as today's schema: a file written before a column
-            // became dictionary-typed (`eventname`) decodes as one too, so
-            // the merge's inputs agree and the new file has today's types.
-            let options = ArrowReaderOptions::new().with_schema(record::schema());
             sources.push(
-                ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?
+                ParquetRecordBatchReaderBuilder::try_new(bytes)?
                     .with_batch_size(MERGE_BATCH_ROWS)
                     .build()?,
             );

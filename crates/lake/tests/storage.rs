@@ -66,8 +66,17 @@ async fn compaction_merges_a_days_small_files_and_keeps_every_event() {
         let path = t.dir.path().join("objects").join(&f.path);
         assert!(!path.exists(), "replaced file {} still on disk", f.path);
     }
-    // The merged file is sorted by event time, as every file is.
-    let file = std::fs::File::open(t.dir.path().join("objects").join(&after[0].path)).unwrap();
+    // The merged file has the stored schema's types, and is sorted by
+    // event time, as every file is.
+    let merged = t.dir.path().join("objects").join(&after[0].path);
+    assert_eq!(
+        stored_event_name_type(&merged),
+        datafusion::arrow::datatypes::DataType::Dictionary(
+            Box::new(datafusion::arrow::datatypes::DataType::Int32),
+            Box::new(datafusion::arrow::datatypes::DataType::Utf8)
+        )
+    );
+    let file = std::fs::File::open(&merged).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
         .build()
@@ -148,123 +157,4 @@ fn stored_event_name_type(path: &std::path::Path) -> datafusion::arrow::datatype
         panic!("eventdata is not a struct")
     };
     fields.find("eventname").unwrap().1.data_type().clone()
-}
-
-/// Files written before `eventname` became dictionary-typed keep strings
-/// there: they must still answer queries beside new files, and compaction
-/// must merge them into a file of today's types.
-#[tokio::test]
-async fn files_with_plain_string_event_names_still_answer_and_compact() {
-    use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
-    use datafusion::arrow::record_batch::RecordBatch;
-
-    let t = TestLake::start().await;
-    let c = t.control(OWNER);
-    let s = setup(&c, "legacy", None).await;
-    let d = t.data(OWNER);
-    let rounds = auditlake_lake::storage::COMPACT_MIN_FILES;
-    let noon = yesterday_noon();
-    for round in 0..rounds {
-        put_round(&d, &s.channel_arn, round, |i| {
-            let name = if i % 3 == 0 {
-                "org.create"
-            } else {
-                "api.access"
-            };
-            (name, noon + i)
-        })
-        .await;
-        t.lake.storage().flush(&s.store_id).await.unwrap();
-        if round > 0 {
-            continue;
-        }
-        // Rewrite the first file as the lake wrote it before: eventname a
-        // plain string column.
-        let files = t.lake.catalog().files(&s.store_id).await.unwrap();
-        let path = t.dir.path().join("objects").join(&files[0].path);
-        assert!(matches!(
-            stored_event_name_type(&path),
-            DataType::Dictionary(..)
-        ));
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&path).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        let new_schema = auditlake_lake::record::schema();
-        let old_fields: Vec<Field> = new_schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Struct(inner) if f.name() == "eventdata" => {
-                    let inner: Fields = inner
-                        .iter()
-                        .map(|g| match g.name().as_str() {
-                            "eventname" => g.as_ref().clone().with_data_type(DataType::Utf8),
-                            _ => g.as_ref().clone(),
-                        })
-                        .collect();
-                    f.as_ref().clone().with_data_type(DataType::Struct(inner))
-                }
-                _ => f.as_ref().clone(),
-            })
-            .collect();
-        let old_schema = std::sync::Arc::new(Schema::new(old_fields));
-        let mut buf = Vec::new();
-        let mut writer =
-            parquet::arrow::ArrowWriter::try_new(&mut buf, old_schema.clone(), None).unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(old_schema.fields())
-                .map(|(col, f)| cast(col, f.data_type()).unwrap())
-                .collect();
-            writer
-                .write(&RecordBatch::try_new(old_schema.clone(), columns).unwrap())
-                .unwrap();
-        }
-        writer.close().unwrap();
-        std::fs::write(&path, buf).unwrap();
-        assert_eq!(stored_event_name_type(&path), DataType::Utf8);
-    }
-
-    let per_round = [("api.access", 6), ("org.create", 4)];
-    let expect = |files: usize| -> Vec<Vec<String>> {
-        per_round
-            .iter()
-            .map(|(name, n)| vec![name.to_string(), (n * files).to_string()])
-            .collect()
-    };
-    let grouped = format!(
-        "select eventdata.eventname, count(*) from {} group by eventdata.eventname order by 1",
-        s.store_id
-    );
-    let cells = |rows: Vec<Vec<(String, String)>>| -> Vec<Vec<String>> {
-        rows.into_iter()
-            .map(|r| r.into_iter().map(|(_, v)| v).collect())
-            .collect()
-    };
-    assert_eq!(cells(run_query(&c, &grouped).await), expect(rounds));
-    let filtered = format!(
-        "select count(*) from {} where eventdata.eventname = 'org.create'",
-        s.store_id
-    );
-    assert_eq!(
-        run_query(&c, &filtered).await[0][0].1,
-        (4 * rounds).to_string()
-    );
-
-    t.lake.maintain().await.unwrap();
-    let after = t.lake.catalog().files(&s.store_id).await.unwrap();
-    assert_eq!(after.len(), 1, "{after:?}");
-    let merged = t.dir.path().join("objects").join(&after[0].path);
-    assert!(matches!(
-        stored_event_name_type(&merged),
-        DataType::Dictionary(..)
-    ));
-    assert_eq!(cells(run_query(&c, &grouped).await), expect(rounds));
 }

@@ -22,13 +22,10 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use crate::append::{lock_log, placeholders, INSERT_CHUNK};
+use crate::append::{placeholders, INSERT_CHUNK};
 use crate::{rows, Backend, Store, StoreError};
 
-/// The `chain_heads` row that marks events still to link (migration 0005).
-const BACKFILL: &str = "backfill";
-
-/// Events read per statement while verifying or backfilling.
+/// Events read per statement while verifying.
 const PAGE: i64 = 10_000;
 
 /// The links of `events`, in order, continuing each one's chain from its
@@ -114,72 +111,6 @@ async fn write_heads(
         }
         q.execute(&mut *conn).await?;
     }
-    Ok(())
-}
-
-/// Links the events stored before the chain existed, once, in one
-/// transaction under the append lock: whichever process connects first
-/// does it, before its writer starts, and the others find it done.
-pub(crate) async fn backfill(pool: &sqlx::AnyPool, backend: Backend) -> Result<(), StoreError> {
-    let pending = |row: Option<sqlx::any::AnyRow>| row.is_some();
-    let check = "SELECT 1 AS one FROM chain_heads WHERE chain_id = $1";
-    if !pending(
-        sqlx::query(check)
-            .bind(BACKFILL)
-            .fetch_optional(pool)
-            .await?,
-    ) {
-        return Ok(());
-    }
-    let mut tx = pool.begin().await?;
-    lock_log(&mut tx, backend).await?;
-    if !pending(
-        sqlx::query(check)
-            .bind(BACKFILL)
-            .fetch_optional(&mut *tx)
-            .await?,
-    ) {
-        return Ok(());
-    }
-    let mut heads: HashMap<Uuid, (i64, Link)> = HashMap::new();
-    let mut after = 0;
-    let mut linked = 0u64;
-    loop {
-        let sql = format!(
-            "SELECT {} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
-            rows::EVENT_COLS
-        );
-        let page: Vec<AuditEvent> = sqlx::query(&sql)
-            .bind(after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(rows::event)
-            .collect::<Result<_, _>>()?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in &page {
-            let head = heads.entry(chain::chain_of(e)).or_insert((0, GENESIS));
-            *head = (e.seq, chain::link(&head.1, e));
-            sqlx::query("UPDATE audit_events SET chain_hash = $1 WHERE seq = $2")
-                .bind(chain::to_hex(&head.1))
-                .bind(e.seq)
-                .execute(&mut *tx)
-                .await?;
-        }
-        linked += page.len() as u64;
-    }
-    write_heads(&mut tx, backend, &heads).await?;
-    sqlx::query("DELETE FROM chain_heads WHERE chain_id = $1")
-        .bind(BACKFILL)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    tracing::info!(
-        events = linked,
-        "linked the stored audit events into their hash chains"
-    );
     Ok(())
 }
 
@@ -356,10 +287,9 @@ impl Store {
     /// checked), and the platform chain.
     pub async fn chains(&self) -> Result<Vec<Uuid>, StoreError> {
         let rows = sqlx::query(
-            "SELECT chain_id AS id FROM chain_heads WHERE chain_id <> $1 \
+            "SELECT chain_id AS id FROM chain_heads \
              UNION SELECT id FROM orgs UNION SELECT id FROM groups_",
         )
-        .bind(BACKFILL)
         .fetch_all(&self.read)
         .await?;
         let mut ids = rows

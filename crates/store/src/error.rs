@@ -28,6 +28,14 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database records a migration this build does not have: it was
+    /// made by a pre-release build (whose migrations were folded into the
+    /// initial schema) or by a newer one.
+    #[error(
+        "the database records migration {0}, which this build does not know: it was made by \
+         a pre-release or a newer build of auditlake; start from a new database"
+    )]
+    UnknownMigration(i64),
 }
 
 impl StoreError {

@@ -98,59 +98,17 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Migrations embedded in the binary, per backend, in version order. Built
-/// by hand instead of with `sqlx::migrate!` so the build does not compile
-/// sqlx's proc-macro crate with both database drivers a second time.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../migrations/0001_init.sql"),
-        include_str!("../migrations/0001_init.sql"),
-    ),
-    (
-        2,
-        "integrations",
-        include_str!("../migrations/0002_integrations.sql"),
-        include_str!("../migrations/0002_integrations.sql"),
-    ),
-    (
-        3,
-        "sessions",
-        include_str!("../migrations/0003_sessions.sql"),
-        include_str!("../migrations/0003_sessions.sql"),
-    ),
-    (
-        4,
-        "passwords",
-        include_str!("../migrations/0004_passwords.sql"),
-        include_str!("../migrations/0004_passwords.sql"),
-    ),
-    (
-        5,
-        "chain",
-        include_str!("../migrations/0005_chain.sql"),
-        include_str!("../migrations/0005_chain.sql"),
-    ),
-    (
-        6,
-        "sqlite_rowid",
-        include_str!("../migrations/0006_sqlite_rowid.sql"),
-        include_str!("../migrations/0006_noop.sql"),
-    ),
-    (
-        7,
-        "session_origin",
-        include_str!("../migrations/0007_session_origin.sql"),
-        include_str!("../migrations/0007_session_origin.sql"),
-    ),
-    (
-        8,
-        "origin_and_member_history",
-        include_str!("../migrations/0008_origin_and_member_history.sql"),
-        include_str!("../migrations/0008_origin_and_member_history.sql"),
-    ),
-];
+/// Migrations embedded in the binary, per backend, in version order: the
+/// schema as one initial migration, and each later change as the next.
+/// Built by hand instead of with `sqlx::migrate!` so the build does not
+/// compile sqlx's proc-macro crate with both database drivers a second
+/// time.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -176,6 +134,18 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     }
 }
 
+/// Runs the migrations on `pool`.
+async fn migrate<'a, A>(backend: Backend, pool: A) -> Result<(), StoreError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    migrator(backend).run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::UnknownMigration(v),
+        e => e.into(),
+    })
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path` or `postgres://...`) and runs the
     /// migrations. A SQLite file is created when missing.
@@ -196,8 +166,7 @@ impl Store {
                 let opts = sqlite_options(url)?;
                 let write = sqlite_pool(1).connect_with(opts.clone()).await?;
                 // Migrate before the readers open so they see the schema.
-                migrator(backend).run(&write).await?;
-                chain::backfill(&write, backend).await?;
+                migrate(backend, &write).await?;
                 // Few readers: each is a thread of its own, and on small
                 // machines the wake-ups between threads cost more than the
                 // parallelism wins.
@@ -224,8 +193,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await?;
-                migrator(backend).run(&pool).await?;
-                chain::backfill(&pool, backend).await?;
+                migrate(backend, &pool).await?;
                 // One writer task: a second connection would only wait
                 // for the append lock.
                 let writer_pool = PgPoolOptions::new()

@@ -230,32 +230,6 @@ db_test!(
     }
 );
 
-db_test!(
-    events_stored_before_the_chain_are_linked_on_connect,
-    |url, store| async move {
-        let (a, b, g, _chains) = world(&store).await;
-        // The state migration 0005 leaves a database of an earlier version
-        // in: events without links, no heads, the backfill marker.
-        exec(&url, "UPDATE audit_events SET chain_hash = NULL").await;
-        exec(&url, "DELETE FROM chain_heads").await;
-        exec(
-            &url,
-            "INSERT INTO chain_heads (chain_id, seq, hash) VALUES ('backfill', 0, '')",
-        )
-        .await;
-        store.close().await;
-        let store = Store::connect(&url).await.unwrap();
-        for id in [a, b, g, Uuid::nil()] {
-            let report = store.verify_chain(id).await.unwrap();
-            assert!(report.intact() && report.events > 0, "{report:?}");
-        }
-        // New appends continue the backfilled chains.
-        append_one(&store, event_at("chain.after.upgrade", Scope::Org(a), T0)).await;
-        assert!(store.verify_chain(a).await.unwrap().intact());
-        store.close().await;
-    }
-);
-
 store_test!(
     verifying_while_appends_commit_finds_no_false_break,
     |store| async move {
@@ -291,74 +265,50 @@ store_test!(
 );
 
 db_test!(
-    the_rowid_migration_keeps_every_event_link_and_the_log_order,
+    a_database_reopens_as_it_was_created_with_one_migration,
     |url, store| async move {
         let (a, b, g, _chains) = world(&store).await;
         let before = full_log(&store).await;
         store.close().await;
-        // Put back the layout of migration 0005 (on SQLite `seq BIGINT
-        // PRIMARY KEY`, a separate index beside the rowid) and forget that
-        // 0006 ran, so connecting runs it again on real data.
-        let sqlite = url.starts_with("sqlite:");
-        if sqlite {
-            let cols = "seq, id, created_us, event, org_id, group_id, user_id, project_id, \
-                        content, source_ip, user_agent, chain_hash";
-            exec_script(
-                &url,
-                &format!(
-                    "CREATE TABLE old_events (seq BIGINT PRIMARY KEY, id TEXT NOT NULL UNIQUE, \
-                     created_us BIGINT NOT NULL, event TEXT NOT NULL, org_id TEXT, group_id TEXT, \
-                     user_id TEXT, project_id TEXT, content TEXT NOT NULL, source_ip TEXT, \
-                     user_agent TEXT, chain_hash TEXT); \
-                     INSERT INTO old_events ({cols}) SELECT {cols} FROM audit_events; \
-                     DROP TABLE audit_events; \
-                     ALTER TABLE old_events RENAME TO audit_events;"
-                ),
-            )
-            .await;
-            assert!(!events_ddl(&url).await.contains("INTEGER PRIMARY KEY"));
-        }
-        // And undo what the later migrations added, to run them again in
-        // order after 0006, as a database at 0005 would.
-        let undo_later = if sqlite {
-            "DROP TABLE member_history; \
-             DROP TABLE sessions; \
-             CREATE TABLE sessions (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), \
-             csrf TEXT NOT NULL, created_us BIGINT NOT NULL, expires_us BIGINT NOT NULL); \
-             CREATE INDEX sessions_user ON sessions (user_id); \
-             ALTER TABLE users DROP COLUMN password_set_us;"
-        } else {
-            "DROP TABLE member_history; \
-             ALTER TABLE audit_events DROP COLUMN ingested_by; \
-             ALTER TABLE sessions DROP COLUMN token_id; \
-             ALTER TABLE users DROP COLUMN password_set_us;"
-        };
-        exec_script(&url, undo_later).await;
-        exec(&url, "DELETE FROM _sqlx_migrations WHERE version >= 6").await;
-
         let store = Store::connect(&url).await.unwrap();
-        if sqlite {
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(versions, [1], "the schema is one initial migration");
+        if url.starts_with("sqlite:") {
+            // The log order is SQLite's rowid, not a second index.
             let ddl = events_ddl(&url).await;
-            assert!(ddl.contains("INTEGER PRIMARY KEY"), "{ddl}");
+            assert!(ddl.contains("seq         INTEGER PRIMARY KEY"), "{ddl}");
         }
         assert_eq!(full_log(&store).await, before);
         for id in [a, b, g, Uuid::nil()] {
             let report = store.verify_chain(id).await.unwrap();
             assert!(report.intact() && report.events > 0, "{report:?}");
         }
-        // The log goes on after the rebuilt table's last seq.
-        let next = append_one(&store, event_at("chain.after.rowid", Scope::Org(a), T0)).await;
+        let next = append_one(&store, event_at("chain.after.reopen", Scope::Org(a), T0)).await;
         assert_eq!(next.seq, before.last().unwrap().seq + 1);
         assert!(store.verify_chain(a).await.unwrap().intact());
         store.close().await;
+
+        // A database that records a migration this build lacks (a
+        // pre-release one) is refused in words, untouched.
+        exec(
+            &url,
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             SELECT 2, 'integrations', success, checksum, execution_time \
+             FROM _sqlx_migrations WHERE version = 1",
+        )
+        .await;
+        let err = Store::connect(&url).await.unwrap_err().to_string();
+        assert!(
+            err.contains("migration 2") && err.contains("new database"),
+            "{err}"
+        );
     }
 );
-
-async fn exec_script(url: &str, sql: &str) {
-    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-}
 
 /// SQLite's stored `CREATE TABLE` statement of the event log.
 async fn events_ddl(url: &str) -> String {
