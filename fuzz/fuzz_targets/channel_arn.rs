@@ -13,7 +13,7 @@
 #![no_main]
 
 use auditlake_core::integration::{ChannelArn, CloudTrailConfig};
-use auditlake_lake::arn::{Arn, Kind};
+use auditlake_lake::fuzzing::{Arn, Kind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -19,7 +19,7 @@
 #![no_main]
 
 use auditlake_cloudtrail::policy::Policy;
-use auditlake_lake::control::{decode_token, encode_token, Paging, Request};
+use auditlake_lake::fuzzing::{decode_token, encode_token, Paging, Request};
 use auditlake_lake::LakeError;
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;

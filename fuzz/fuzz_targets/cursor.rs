@@ -11,7 +11,7 @@
 #![no_main]
 
 use auditlake_api::fuzzing::{decode_cursor, decode_search_cursor, encode_cursor};
-use auditlake_lake::control::{decode_token, encode_token};
+use auditlake_lake::fuzzing::{decode_token, encode_token};
 use auditlake_store::SearchCursor;
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;

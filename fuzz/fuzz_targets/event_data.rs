@@ -10,7 +10,7 @@
 
 #![no_main]
 
-use auditlake_lake::record::{self, parse_event_time};
+use auditlake_lake::storage::record::{self, parse_event_time};
 use auditlake_lake::testing::STAMP;
 use libfuzzer_sys::fuzz_target;
 

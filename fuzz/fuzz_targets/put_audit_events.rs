@@ -13,8 +13,8 @@
 
 use std::collections::HashSet;
 
-use auditlake_lake::data::{parse_body, MAX_EVENTS};
-use auditlake_lake::record::{self, parse_event_time, Record, MAX_ADDITIONAL_EVENT_DATA};
+use auditlake_lake::fuzzing::{parse_body, MAX_EVENTS};
+use auditlake_lake::storage::record::{self, parse_event_time, Record, MAX_ADDITIONAL_EVENT_DATA};
 use auditlake_lake::testing::STAMP;
 use libfuzzer_sys::fuzz_target;
 

@@ -14,8 +14,8 @@
 use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
-use auditlake_lake::query::check_plan;
-use auditlake_lake::sql::{prepare, quote_store_ids, MAX_STATEMENT};
+use auditlake_lake::fuzzing::check_plan;
+use auditlake_lake::fuzzing::{prepare, quote_store_ids, MAX_STATEMENT};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;

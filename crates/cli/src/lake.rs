@@ -201,7 +201,7 @@ impl LakeOptions {
         }
         let path = self
             .dir(file, data_dir)
-            .join(auditlake_lake::keys::GENERATED_KEY_FILE);
+            .join(auditlake_lake::GENERATED_KEY_FILE);
         let text = std::fs::read(&path).with_context(|| {
             format!(
                 "no lake key configured and none generated at {} (start the lake once, or set AUDITLAKE_LAKE_ACCESS_KEY_ID and friends)",
@@ -220,7 +220,7 @@ pub async fn serve_lake(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let maintenance = lake.spawn_maintenance(Duration::from_secs(5));
-    auditlake_lake::server::serve(listener, lake.clone(), shutdown).await?;
+    auditlake_lake::wire::server::serve(listener, lake.clone(), shutdown).await?;
     maintenance.abort();
     lake.close().await;
     Ok(())

@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo feature `fuzzing`,
-//! off in every build but theirs), for code whose modules are private. Not
-//! an API; nothing else may use it.
+//! off in every build but theirs): the request parsers, the SQL guard and
+//! the page decoding, for code whose modules are private. Not an API;
+//! nothing else may use it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,7 +13,15 @@ use parquet::basic::Compression;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 
-use crate::page_count::count_chunk;
+use crate::query::codes::count_chunk;
+
+// The parsers and checks the other fuzz targets reach, from their private
+// modules.
+pub use crate::query::check_plan;
+pub use crate::query::sql::{prepare, quote_store_ids, MAX_STATEMENT};
+pub use crate::wire::arn::{Arn, Kind};
+pub use crate::wire::control::{decode_token, encode_token, Paging, Request};
+pub use crate::wire::data::{parse_body, MAX_EVENTS};
 
 /// A column chunk that [`count_pages`] decodes, with the metadata of the
 /// file it came from.

@@ -1,38 +1,31 @@
 //! auditlake's local CloudTrail Lake.
 //!
 //! It speaks AWS CloudTrail Lake's own wire protocols, so the official AWS
-//! SDKs and CLI work against it by changing only the endpoint URL:
+//! SDKs and CLI work against it by changing only the endpoint URL. Three
+//! layers, each a module folder:
 //!
-//! - `server`: the HTTP listener; SigV4 on every request (`sigv4`);
-//! - `data`: `PutAuditEvents`, durable before it answers;
-//! - `control`: event data stores, channels, resource policies (evaluated
-//!   by `auditlake_cloudtrail::policy`, which clients share) and queries;
-//! - `catalog`: the SQLite catalog and ingest buffer;
-//! - `storage`: Parquet files per store and day behind `object_store`;
-//! - `sql` and `query`: the CloudTrail Lake SQL dialect on DataFusion;
-//! - `testing`: a lake on a loopback port with fixed keys, for tests.
+//! - `wire`: the HTTP listener, SigV4, `PutAuditEvents` and the control
+//!   plane (stores, channels, resource policies, queries);
+//! - `storage`: the SQLite catalog and ingest buffer, and the Parquet files
+//!   per store and day behind `object_store`;
+//! - `query`: the CloudTrail Lake SQL dialect on DataFusion, run in worker
+//!   processes under OS limits.
 //!
+//! [`Lake`], here, ties storage and queries together for the wire side.
 //! Data flows one way: request → validation → catalog (committed) →
-//! Parquet (flush, compaction, retention) → queries.
+//! Parquet (flush, compaction, retention) → queries. `testing` (feature
+//! `testing`) starts a lake on a loopback port with fixed keys, for tests;
+//! `fuzzing` (feature `fuzzing`) holds the fuzz targets' entry points.
 
-pub mod arn;
-pub mod catalog;
-pub mod control;
-pub mod data;
-pub mod dict_group;
-pub mod error;
+mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod keys;
-pub mod merge;
-pub mod page_count;
+mod keys;
 pub mod query;
-pub mod record;
-pub mod server;
-pub mod sigv4;
-pub mod sql;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,14 +36,18 @@ use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 
 pub use crate::error::{LakeError, Result};
-pub use crate::keys::{AccessKey, Keyring};
+pub use crate::keys::{AccessKey, Keyring, GENERATED_KEY_FILE};
 pub use crate::query::{QueryLimits, QueryWorker};
 
-use crate::catalog::{now_ms, Catalog};
 use crate::query::Queries;
-use crate::record::day_of;
+use crate::storage::catalog::{now_ms, Catalog};
+use crate::storage::record::day_of;
 use crate::storage::Storage;
 
+/// Largest request body.
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+/// Days a deleted store waits (`PENDING_DELETION`) before its data goes.
+const DELETION_WAIT_DAYS: i64 = 7;
 /// Buffered events after which the maintenance task flushes at once.
 const FLUSH_THRESHOLD: u64 = 50_000;
 /// Bytes of request bodies the listener holds at once: 32 calls at the
@@ -165,7 +162,7 @@ impl Lake {
                 generated_key,
                 since_flush: AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
-                bodies: auditlake_http::BodyBudget::new(BODY_BUDGET, data::MAX_BODY),
+                bodies: auditlake_http::BodyBudget::new(BODY_BUDGET, MAX_BODY),
                 serve: config.serve,
             }),
         })
@@ -224,7 +221,7 @@ impl Lake {
         let now = now_ms();
         for store in self.catalog().all_stores().await? {
             if store.status == "PENDING_DELETION" {
-                if now - store.updated_ms >= control::DELETION_WAIT_DAYS * DAY_MS {
+                if now - store.updated_ms >= DELETION_WAIT_DAYS * DAY_MS {
                     let files = self.catalog().purge_store(&store.id).await?;
                     self.storage().delete_files(&files).await;
                     tracing::info!(store = %store.id, "deleted event data store after its waiting period");

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::record::Stamp;
+use crate::storage::record::Stamp;
 use crate::{AccessKey, Lake, LakeConfig, QueryLimits, QueryWorker};
 
 /// The region test clients sign for.
@@ -89,7 +89,7 @@ impl LocalLake {
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let served = lake.clone();
         let server = tokio::spawn(async move {
-            crate::server::serve(listener, served, std::future::pending())
+            crate::wire::server::serve(listener, served, std::future::pending())
                 .await
                 .expect("serve the test lake");
         });

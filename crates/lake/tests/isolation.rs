@@ -160,7 +160,7 @@ async fn a_worker_that_dies_fails_only_its_query() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let served = lake.clone();
     tokio::spawn(async move {
-        auditlake_lake::server::serve(listener, served, std::future::pending())
+        auditlake_lake::wire::server::serve(listener, served, std::future::pending())
             .await
             .unwrap()
     });

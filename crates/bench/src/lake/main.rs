@@ -24,8 +24,8 @@ use aws_sdk_cloudtraildata as ctd;
 use clap::Parser;
 use serde_json::{json, Value};
 
-use auditlake_lake::catalog::{now_ms, EventDataStore};
-use auditlake_lake::record::Record;
+use auditlake_lake::storage::catalog::{now_ms, EventDataStore};
+use auditlake_lake::storage::record::Record;
 use auditlake_lake::{AccessKey, Lake, LakeConfig};
 
 /// Benchmarks the local CloudTrail Lake (issue 4's targets).
@@ -440,13 +440,13 @@ async fn load(dir: &Path, n: usize) -> anyhow::Result<(String, PathBuf)> {
         let mut records = Vec::with_capacity(take);
         for k in done..done + take {
             let secs = start + (k as i64 * span) / n as i64;
-            let stamp = auditlake_lake::record::Stamp {
+            let stamp = auditlake_lake::storage::record::Stamp {
                 account: ACCOUNT,
                 region: "us-east-1",
                 channel_arn: &arn,
                 now_ms: secs * 1000,
             };
-            let r: Record = auditlake_lake::record::build(
+            let r: Record = auditlake_lake::storage::record::build(
                 &event_data(k, secs),
                 uuid::Uuid::new_v4().to_string(),
                 &stamp,

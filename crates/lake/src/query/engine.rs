@@ -30,10 +30,10 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig};
 use object_store::ObjectStore;
 
-use crate::dict_group::GroupOnCodes;
 use crate::error::{LakeError, Result};
-use crate::record;
-use crate::sql::{self, Prepared};
+use crate::query::codes::GroupOnCodes;
+use crate::query::sql::{self, Prepared};
+use crate::storage::record;
 
 const OBJECTS_URL: &str = "lake://objects/";
 
@@ -187,6 +187,7 @@ impl Engine {
 /// its own: plans `prepared` against empty tables of the stores' shape and
 /// checks that the plan only reads. For the fuzz target and tests, which
 /// have no lake.
+#[cfg(any(test, feature = "fuzzing"))]
 pub async fn check_plan(prepared: &Prepared) -> Result<LogicalPlan> {
     Engine::new(None, false)?.check_plan(prepared).await
 }

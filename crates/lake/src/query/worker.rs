@@ -42,9 +42,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::engine::{append_rows, engine_error, with_tables, Engine};
-use super::{QueryLimits, ResultSet};
+use super::limits::{QueryLimits, ResultSet};
 use crate::error::{LakeError, Result};
-use crate::sql;
+use crate::query::sql;
 
 /// The nice value of query workers: the lowest priority a process can
 /// have, short of `SCHED_IDLE`.
@@ -86,7 +86,7 @@ pub(crate) struct Job {
     pub max_result_rows: usize,
     /// Most bytes of rendered results.
     pub max_result_bytes: usize,
-    /// See [`super::QueryLimits::group_on_codes`].
+    /// See [`QueryLimits::group_on_codes`].
     pub group_on_codes: bool,
 }
 

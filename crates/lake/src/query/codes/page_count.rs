@@ -9,7 +9,7 @@
 //! bit-packed group of eight codes is a few shifts, so counting reads the
 //! codes where they lie instead of turning them into Arrow arrays; each
 //! dictionary entry becomes a group once per row group. Decoding the rows,
-//! even grouped on codes ([`crate::dict_group`]), spent most of the query's
+//! even grouped on codes ([`super::dict_group`]), spent most of the query's
 //! time checking and expanding every code (BENCHMARKS.md).
 //!
 //! [`CountFromPages::try_new`] takes the place of an aggregation when every
@@ -69,7 +69,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, RowGroupMetaData
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use crate::dict_group::{counts_rows, push_slices};
+use super::shared::{counts_rows, push_slices};
 
 /// Files a partition fetches ahead of the one it counts, so that reading
 /// overlaps counting.
@@ -1003,7 +1003,7 @@ mod tests {
     use parquet::file::properties::{WriterProperties, WriterVersion};
 
     use super::*;
-    use crate::dict_group::GroupOnCodes;
+    use crate::query::codes::GroupOnCodes;
 
     fn dict_type() -> DataType {
         DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))

@@ -24,10 +24,10 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use tokio::sync::{Mutex, RwLock};
 
-use crate::catalog::{Catalog, DataFile};
 use crate::error::Result;
-use crate::merge::SortedMerge;
-use crate::record::{self, Record};
+use crate::storage::catalog::{Catalog, DataFile};
+use crate::storage::merge::SortedMerge;
+use crate::storage::record::{self, Record};
 
 /// Records moved from the buffer to Parquet per round (one row group):
 /// a round holds them in memory a few times over.
@@ -207,7 +207,7 @@ impl Storage {
 
     /// Writes the rows of `files` (of one day) as one new file, sorted by
     /// event time, without listing it. The merge streams (see
-    /// [`crate::merge`]): it holds the files' compressed bytes and one
+    /// [`crate::storage::merge`]): it holds the files' compressed bytes and one
     /// batch of each, never their rows all at once.
     async fn merge(&self, store: &str, day: &str, files: &[DataFile]) -> Result<DataFile> {
         let mut sources = Vec::with_capacity(files.len());

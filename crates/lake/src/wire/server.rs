@@ -15,10 +15,12 @@ use axum::response::{IntoResponse as _, Response};
 use axum::Router;
 use serde_json::json;
 
-use crate::control::operation_of;
-use crate::data::{PutParams, MAX_BODY};
 use crate::error::LakeError;
-use crate::{sigv4, Lake};
+use crate::wire::control::operation_of;
+use crate::wire::data::PutParams;
+use crate::wire::sigv4;
+use crate::Lake;
+use crate::MAX_BODY;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Plane {

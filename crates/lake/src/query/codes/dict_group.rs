@@ -1,26 +1,16 @@
-//! Grouping on dictionary codes: the aggregation for `GROUP BY` one
-//! dictionary-encoded string column, such as `eventdata.eventname`.
+//! Grouping decoded batches on their dictionary codes.
 //!
-//! DataFusion 55 groups a dictionary column through its row format: every
-//! row's value is turned back into bytes and hashed. On 10M events that made
-//! `SELECT eventdata.eventname, count(*) ... GROUP BY eventdata.eventname`
-//! three times as slow as DuckDB on the same files (BENCHMARKS.md). A
-//! dictionary batch already says which rows share a value, so
-//! [`DictionaryGroupBy`] maps each entry of a dictionary to its group once,
-//! when the dictionary first appears (a Parquet column chunk shares one
-//! across its batches), and per row only follows the integer code. The
-//! aggregates themselves are DataFusion's own `GroupsAccumulator`s, fed the
-//! group of each row exactly as `AggregateExec` feeds them.
-//!
-//! [`GroupOnCodes`], a physical optimizer rule, swaps an `AggregateExec`
-//! that reads raw rows for this operator when the plan qualifies (one
-//! `Dictionary(Int32, Utf8)` key, no grouping sets, aggregates with group
-//! accumulators, no ordering or distinct); the output schema, partitioning
-//! and the stages above it are unchanged. When the aggregation only counts
-//! rows of an unfiltered Parquet scan, the rule puts
-//! [`CountFromPages`] there instead, which counts the codes in the
-//! files' pages without decoding rows. Anything else keeps DataFusion's
-//! operator.
+//! DataFusion groups a dictionary column through its row format: every
+//! row's value is turned back into bytes and hashed. A dictionary batch
+//! already says which rows share a value, so [`DictionaryGroupBy`] maps each
+//! entry of a dictionary to its group once, when the dictionary first
+//! appears (a Parquet column chunk shares one across its batches), and per
+//! row only follows the integer code. The aggregates themselves are
+//! DataFusion's own `GroupsAccumulator`s, fed the group of each row exactly
+//! as `AggregateExec` feeds them. It qualifies for one `Dictionary(Int32,
+//! Utf8)` key, no grouping sets, aggregates with group accumulators, no
+//! ordering or distinct; the output schema, partitioning and the stages
+//! above it are those of the `AggregateExec` it replaces.
 //!
 //! Memory is reserved from the query's pool as groups accumulate. When the
 //! pool refuses, a partial stage hands on what it has and starts afresh (its
@@ -36,17 +26,14 @@ use datafusion::arrow::array::{
     StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef};
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode as _, TreeNodeRecursion};
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{internal_datafusion_err, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{
     AggregateExec, AggregateInputMode, AggregateOutputMode,
 };
@@ -59,44 +46,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt as _;
 
-use crate::page_count::CountFromPages;
-
-/// The physical optimizer rule that puts [`CountFromPages`] or else
-/// [`DictionaryGroupBy`] where it applies. Runs after DataFusion's own
-/// rules.
-#[derive(Debug, Default)]
-pub struct GroupOnCodes;
-
-impl PhysicalOptimizerRule for GroupOnCodes {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let swapped =
-                node.downcast_ref::<AggregateExec>()
-                    .and_then(|agg| match CountFromPages::try_new(agg) {
-                        Some(exec) => Some(Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                        None => DictionaryGroupBy::try_new(agg)
-                            .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>),
-                    });
-            Ok(match swapped {
-                Some(exec) => Transformed::yes(exec),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
-    }
-
-    fn name(&self) -> &str {
-        "group_on_dictionary_codes"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
-    }
-}
+use super::shared::{counts_rows, push_slices};
 
 /// An aggregation of raw rows grouped by one dictionary-encoded string
 /// column; see the module docs. It stands in for the `AggregateExec` it was
@@ -288,22 +238,6 @@ impl Run {
             push_slices(&batch, self.batch_size, &mut self.ready);
         }
         Ok(())
-    }
-}
-
-/// Queues `batch` as slices of at most `batch_size` rows: a stage's groups
-/// come out in one batch, and the stages above expect the session's size.
-pub(crate) fn push_slices(
-    batch: &RecordBatch,
-    batch_size: usize,
-    ready: &mut VecDeque<RecordBatch>,
-) {
-    let rows = batch.num_rows();
-    let mut offset = 0;
-    while offset < rows {
-        let len = batch_size.min(rows - offset);
-        ready.push_back(batch.slice(offset, len));
-        offset += len;
     }
 }
 
@@ -584,21 +518,6 @@ impl Groups {
     }
 }
 
-/// Whether `a` is `count` of a value that is never null (`count(*)` is
-/// planned as `count(1)`): its value per group is the group's row count,
-/// and both its state and its result are that one `Int64`.
-pub(crate) fn counts_rows(a: &AggregateFunctionExpr) -> bool {
-    let int64 = |f: &FieldRef| f.data_type() == &DataType::Int64;
-    a.fun().name() == "count"
-        && !a.expressions().is_empty()
-        && a.expressions().iter().all(|e| {
-            e.downcast_ref::<Literal>()
-                .is_some_and(|l| !l.value().is_null())
-        })
-        && int64(&a.field())
-        && a.state_fields().is_ok_and(|s| s.len() == 1 && int64(&s[0]))
-}
-
 fn accumulators(aggs: &[Arc<AggregateFunctionExpr>]) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
     aggs.iter().map(|a| a.create_groups_accumulator()).collect()
 }
@@ -606,6 +525,10 @@ fn accumulators(aggs: &[Arc<AggregateFunctionExpr>]) -> Result<Vec<Box<dyn Group
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use datafusion::common::tree_node::TreeNode as _;
+
+    use super::super::GroupOnCodes;
 
     use datafusion::arrow::array::{DictionaryArray, Int32Array, Int64Array};
     use datafusion::arrow::datatypes::{Field, Schema};

@@ -15,18 +15,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::arn::{Arn, Kind};
-use crate::catalog::{now_ms, NewEntry};
 use crate::error::{LakeError, Result};
-use crate::record::{self, EntryError, Record, Stamp};
-use crate::sigv4::Caller;
+use crate::storage::catalog::{now_ms, NewEntry};
+use crate::storage::record::{self, EntryError, Record, Stamp};
+use crate::wire::arn::{Arn, Kind};
+use crate::wire::sigv4::Caller;
 use crate::Lake;
 use auditlake_cloudtrail::policy::Policy;
 
 /// Most entries per call.
 pub const MAX_EVENTS: usize = 100;
-/// Largest request body.
-pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

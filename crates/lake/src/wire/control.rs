@@ -5,11 +5,13 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::arn::{Arn, Kind};
-use crate::catalog::{now_ms, Channel, Destination, EventDataStore, IngestionStatus, QueryStatus};
 use crate::error::{LakeError, Result};
 use crate::query::{query_not_found, ResultSet};
-use crate::sigv4::Caller;
+use crate::storage::catalog::{
+    now_ms, Channel, Destination, EventDataStore, IngestionStatus, QueryStatus,
+};
+use crate::wire::arn::{Arn, Kind};
+use crate::wire::sigv4::Caller;
 use crate::Lake;
 use auditlake_cloudtrail::policy::Policy;
 
@@ -33,8 +35,6 @@ const MAX_CHANNELS: usize = 100;
 const DEFAULT_RETENTION_DAYS: i64 = 366;
 /// `BillingMode` of a new store when the call gives none.
 const DEFAULT_BILLING: &str = "EXTENDABLE_RETENTION_PRICING";
-/// Days a deleted store waits before its data goes.
-pub const DELETION_WAIT_DAYS: i64 = 7;
 
 fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
