@@ -616,9 +616,9 @@ pub(crate) fn count_chunk(
     let rows = row_group.num_rows() as usize;
     let mut pages =
         SerializedPageReader::new(reader, column, rows, None).map_err(DataFusionError::from)?;
-    let mut dictionary: Option<Vec<Bytes>> = None;
-    // Made when the dictionary page gives its bound.
-    let mut tally: Option<Tally> = None;
+    // The dictionary page's entries, and the tally of codes bounded by
+    // their number.
+    let mut dictionary: Option<(Vec<Bytes>, Tally)> = None;
     let (mut nulls, mut values) = (0u64, 0u64);
     while let Some(page) = pages.get_next_page().map_err(DataFusionError::from)? {
         let (codes, present, page_values) = match page {
@@ -635,8 +635,8 @@ pub(crate) fn count_chunk(
                     return Ok(None);
                 }
                 let entries = plain_strings(buf, num_values as usize)?;
-                tally = Some(Tally::new(entries.len()));
-                dictionary = Some(entries);
+                let tally = Tally::new(entries.len());
+                dictionary = Some((entries, tally));
                 continue;
             }
             Page::DataPage {
@@ -692,7 +692,7 @@ pub(crate) fn count_chunk(
         let Some(codes) = codes else {
             return Ok(None);
         };
-        let Some(tally) = tally.as_mut() else {
+        let Some((_, tally)) = dictionary.as_mut() else {
             return Err(corrupt("dictionary codes before the dictionary page"));
         };
         match codes.first() {
@@ -709,9 +709,9 @@ pub(crate) fn count_chunk(
             "pages whose values differ from the row group's rows",
         ));
     }
-    let (dictionary, counts) = match (dictionary, tally) {
-        (Some(dictionary), Some(tally)) => (dictionary, tally.entries()?),
-        _ => (Vec::new(), Vec::new()),
+    let (dictionary, counts) = match dictionary {
+        Some((entries, tally)) => (entries, tally.entries()?),
+        None => (Vec::new(), Vec::new()),
     };
     Ok(Some(ChunkCounts {
         dictionary,
