@@ -15,7 +15,7 @@ use serde_json::json;
 
 mod common;
 
-use common::ServedLake;
+use common::{p99, ServedLake};
 
 const REGION: &str = "us-east-1";
 
@@ -293,15 +293,11 @@ async fn hostile_corpus(backend: Backend) {
         "{ended:#?}"
     );
 
-    let p99 = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[(v.len() * 99 / 100).min(v.len() - 1)]
-    };
     eprintln!(
         "{backend:?}: ingest p99 at rest {:?} over {}, during the hostile corpus {:?} over {}; outcomes: {ended:#?}",
-        p99(&mut at_rest),
+        p99(at_rest.clone()),
         at_rest.len(),
-        p99(&mut during),
+        p99(during.clone()),
         during.len()
     );
     drop(served);

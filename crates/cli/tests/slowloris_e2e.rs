@@ -14,7 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 mod common;
 
-use common::ServedLake;
+use common::{p99, ServedLake};
 
 const ATTACKERS: usize = 100;
 const CAP: usize = 64;
@@ -58,11 +58,6 @@ async fn closed(streams: &mut [TcpStream]) -> usize {
         }
     }
     n
-}
-
-fn p99(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[(times.len() * 99 / 100).min(times.len() - 1)]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -159,4 +160,10 @@ impl ServedLake {
             store_id: setup["event_data_store_id"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// The 99th percentile (nearest rank) of `times`.
+pub fn p99(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[(times.len() * 99 / 100).min(times.len() - 1)]
 }
