@@ -1,9 +1,29 @@
 """schemathesis hooks of scripts/conformance.sh."""
 
+import ast
+import functools
 import os
+import threading
 import uuid
 
 import schemathesis
+
+# The machine's CPython 3.11 keeps the AST constructor's recursion counter
+# per interpreter, not per call (python/cpython#106905): two threads in
+# ast.parse at once can fail with "SystemError: AST constructor recursion
+# depth mismatch". hypothesis parses source with ast.parse to describe its
+# strategies, and the run has two workers, so parses are serialised.
+_AST_LOCK = threading.RLock()
+_ast_parse = ast.parse
+
+
+@functools.wraps(_ast_parse)
+def _serialised_parse(*args, **kwargs):
+    with _AST_LOCK:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _serialised_parse
 
 # schemathesis reuses IDs it has seen in answers (its resource pool, and the
 # stateful links): it finds the run's own token in GET /rest/self/tokens and
