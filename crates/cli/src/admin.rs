@@ -9,8 +9,8 @@ use uuid::Uuid;
 use auditlake_core::{time_fmt, Actor};
 use auditlake_store::Store;
 
-use crate::config::{DbArgs, FileConfig};
-use crate::serve::open_store;
+use crate::config::DbArgs;
+use crate::output::print;
 
 /// Flags of `admin`.
 #[derive(Debug, Args)]
@@ -98,24 +98,6 @@ async fn user_by_email(store: &Store, email: &str) -> anyhow::Result<auditlake_c
         .ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
 }
 
-/// Prints `value` as JSON or as an aligned two-column table.
-pub fn print(value: &serde_json::Value, as_json: bool) {
-    if as_json {
-        println!("{value}");
-        return;
-    }
-    if let Some(obj) = value.as_object() {
-        let width = obj.keys().map(String::len).max().unwrap_or(0);
-        for (k, v) in obj {
-            let shown = v
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v.to_string());
-            println!("{k:<width$}  {shown}");
-        }
-    }
-}
-
 /// What `bootstrap` creates.
 pub struct Bootstrap {
     /// The admin user.
@@ -153,8 +135,7 @@ pub async fn bootstrap(
 
 /// Runs `admin`.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.db.config.as_deref())?;
-    let store = open_store(&args.db, &file).await?;
+    let store = args.db.open_store().await?;
     let out = match args.command {
         AdminCommand::Bootstrap {
             email,

@@ -18,19 +18,25 @@ use uuid::Uuid;
 use auditlake_core::{Actor, Role, Scope};
 use auditlake_store::{Page, Store};
 
-use crate::config::{DbArgs, FileConfig};
+use crate::config::{DataDir, DbArgs};
 use crate::forward::{Endpoint, ForwardOptions};
 use crate::lake::LakeOptions;
-use crate::serve::{open_store, serve_on, Bound, LakeRun, LimitOptions};
+use crate::serve::{serve_on, Bound, LakeRun, LimitOptions, DEFAULT_LISTEN};
 
 /// Flags of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Address to listen on
-    #[arg(long, env = "AUDITLAKE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AUDITLAKE_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: String,
-    /// Directory for the demo's database
-    #[arg(long, env = "AUDITLAKE_DATA_DIR", default_value = "./data/demo")]
+    /// Directory for the demo's database and lake: apart from --data-dir,
+    /// so that a demo never writes into a deployment's state
+    #[arg(
+        long = "data-dir",
+        id = "demo_data_dir",
+        env = "AUDITLAKE_DEMO_DATA_DIR",
+        default_value = "./data/demo"
+    )]
     data_dir: PathBuf,
     /// Actions per second the demo users perform (0: none)
     #[arg(long, default_value_t = 2.0)]
@@ -134,23 +140,23 @@ async fn create_world(store: &Store) -> anyhow::Result<auditlake_core::User> {
 /// Runs `demo`.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let db = DbArgs {
-        data_dir: Some(args.data_dir.clone()),
+        dir: DataDir {
+            data_dir: args.data_dir.clone(),
+        },
         database_url: None,
-        config: None,
     };
-    let store = open_store(&db, &FileConfig::default()).await?;
+    let store = db.open_store().await?;
     let world = world(&store).await?;
-    let file = FileConfig::default();
-    let lake = args.lake.open(&file, &args.data_dir).await?;
+    let lake = args.lake.open(&args.data_dir).await?;
     let notice = crate::lake::credentials_notice(&lake);
-    let key = args.lake.client_key(&file, &args.data_dir)?;
+    let key = args.lake.client_key(&args.data_dir)?;
     let run = LakeRun {
         lake,
-        listen: args.lake.listen(&file),
+        listen: args.lake.lake_listen.clone(),
         key: key.clone(),
     };
     // The demo forwards into its own lake unless told otherwise.
-    let mut forwarding = args.forward.plan(&file)?;
+    let mut forwarding = args.forward.plan()?;
     if let Some(f) = forwarding.as_mut() {
         if args.forward.cloudtrail_endpoint.is_none() {
             f.endpoint = Endpoint::Local;
@@ -165,7 +171,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let store = store.clone();
         let listen = args.listen.clone();
         let limits = args.limits.clone();
-        let serve_limits = args.lake.serve_limits(&file);
+        let serve_limits = args.lake.serve_limits();
         async move {
             serve_on(
                 store,

@@ -14,8 +14,7 @@ use auditlake_forwarder::{ForwarderConfig, Target};
 use auditlake_lake::AccessKey;
 use auditlake_store::{Page, Store};
 
-use crate::config::{DbArgs, FileConfig};
-use crate::serve::open_store;
+use crate::config::DbArgs;
 
 /// Flags of the forwarder, shared by `serve` and `demo`.
 #[derive(Debug, Clone, Args)]
@@ -75,15 +74,11 @@ pub struct Forwarding {
 
 impl ForwardOptions {
     /// The forwarding plan, or `None` when this process does not forward.
-    pub fn plan(&self, file: &FileConfig) -> anyhow::Result<Option<Forwarding>> {
+    pub fn plan(&self) -> anyhow::Result<Option<Forwarding>> {
         if self.no_forwarder {
             return Ok(None);
         }
-        let endpoint = match self
-            .cloudtrail_endpoint
-            .clone()
-            .or_else(|| file.cloudtrail_endpoint.clone())
-        {
+        let endpoint = match self.cloudtrail_endpoint.clone() {
             None => Endpoint::Aws,
             Some(e) if e == "local" => Endpoint::Local,
             Some(e) => {
@@ -96,11 +91,7 @@ impl ForwardOptions {
                 Endpoint::Url(e)
             }
         };
-        let event_source = self
-            .event_source
-            .clone()
-            .or_else(|| file.event_source.clone())
-            .unwrap_or_else(host_name);
+        let event_source = self.event_source.clone().unwrap_or_else(host_name);
         Ok(Some(Forwarding {
             endpoint,
             event_source,
@@ -179,8 +170,7 @@ enum IntegrationsCommand {
 
 /// Runs `integrations`.
 pub async fn run(args: IntegrationsArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.db.config.as_deref())?;
-    let store = open_store(&args.db, &file).await?;
+    let store = args.db.open_store().await?;
     let result = match args.command {
         IntegrationsCommand::List => list(&store, args.json).await,
         IntegrationsCommand::Replay { id, from } => {
@@ -193,7 +183,7 @@ pub async fn run(args: IntegrationsArgs) -> anyhow::Result<()> {
             let i = store
                 .replay_integration(i.scope, id, from_us, &Actor::default())
                 .await?;
-            crate::admin::print(&row(&store, &i).await?, args.json);
+            crate::output::print(&row(&store, &i).await?, args.json);
             Ok(())
         }
     };
@@ -247,9 +237,7 @@ async fn list(store: &Store, as_json: bool) -> anyhow::Result<()> {
         println!("{}", Value::Array(rows));
         return Ok(());
     }
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
-    table.set_header([
+    let mut table = crate::output::table([
         "ID",
         "NAME",
         "LEVEL",

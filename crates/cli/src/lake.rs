@@ -17,19 +17,20 @@ use serde_json::json;
 
 use auditlake_lake::{AccessKey, Lake, LakeConfig, QueryLimits, ServeLimits};
 
-use crate::admin::print;
-use crate::config::FileConfig;
+use crate::config::DataDir;
+use crate::output::print;
 
 /// Where the lake lives and which key it accepts.
 #[derive(Debug, Clone, Args)]
 pub struct LakeOptions {
-    /// Address of the lake listener (CloudTrail Lake API) [default: 127.0.0.1:8081]
-    #[arg(long, env = "AUDITLAKE_LAKE_LISTEN")]
-    pub lake_listen: Option<String>,
+    /// Address of the lake listener (CloudTrail Lake API)
+    #[arg(long, env = "AUDITLAKE_LAKE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub lake_listen: String,
     /// Directory of the lake's catalog and Parquet files [default: DATA_DIR/lake]
     #[arg(long, env = "AUDITLAKE_LAKE_DIR")]
     pub lake_dir: Option<PathBuf>,
     /// Access key ID the lake accepts (with the secret and account below)
+    /// [default: a key the lake generates in its directory]
     #[arg(long, env = "AUDITLAKE_LAKE_ACCESS_KEY_ID")]
     pub lake_access_key_id: Option<String>,
     /// Secret of that key
@@ -38,71 +39,62 @@ pub struct LakeOptions {
     /// 12-digit account ID of that key
     #[arg(long, env = "AUDITLAKE_LAKE_ACCOUNT_ID")]
     pub lake_account_id: Option<String>,
-    /// Memory one lake query's process may allocate, in MiB [default: 1024]
-    #[arg(long, env = "AUDITLAKE_QUERY_MEMORY_MIB")]
-    pub query_memory_mib: Option<usize>,
-    /// Lake queries running at once; more wait as QUEUED [default: 2]
-    #[arg(long, env = "AUDITLAKE_QUERY_CONCURRENCY")]
-    pub query_concurrency: Option<usize>,
-    /// Lake queries of one account running at once, below --query-concurrency [default: 1]
-    #[arg(long, env = "AUDITLAKE_QUERY_CONCURRENCY_PER_ACCOUNT")]
-    pub query_concurrency_per_account: Option<usize>,
-    /// Seconds a lake query may run before it ends as TIMED_OUT [default: 120]
-    #[arg(long, env = "AUDITLAKE_QUERY_TIMEOUT_SECS")]
-    pub query_timeout_secs: Option<u64>,
-    /// Most rows a lake query may return [default: 1000000]
-    #[arg(long, env = "AUDITLAKE_QUERY_MAX_ROWS")]
-    pub query_max_rows: Option<usize>,
-    /// Most MiB of results a lake query may return [default: 64]
-    #[arg(long, env = "AUDITLAKE_QUERY_MAX_RESULT_MIB")]
-    pub query_max_result_mib: Option<usize>,
+    /// Memory one lake query's process may allocate, in MiB
+    #[arg(long, env = "AUDITLAKE_QUERY_MEMORY_MIB",
+          default_value_t = QueryLimits::default().memory_limit >> 20)]
+    pub query_memory_mib: usize,
+    /// Lake queries running at once; more wait as QUEUED
+    #[arg(long, env = "AUDITLAKE_QUERY_CONCURRENCY",
+          default_value_t = QueryLimits::default().max_concurrent)]
+    pub query_concurrency: usize,
+    /// Lake queries of one account running at once, below --query-concurrency
+    #[arg(long, env = "AUDITLAKE_QUERY_CONCURRENCY_PER_ACCOUNT",
+          default_value_t = QueryLimits::default().max_concurrent_per_account)]
+    pub query_concurrency_per_account: usize,
+    /// Seconds a lake query may run before it ends as TIMED_OUT
+    #[arg(long, env = "AUDITLAKE_QUERY_TIMEOUT_SECS",
+          default_value_t = QueryLimits::default().timeout.as_secs())]
+    pub query_timeout_secs: u64,
+    /// Most rows a lake query may return
+    #[arg(long, env = "AUDITLAKE_QUERY_MAX_ROWS",
+          default_value_t = QueryLimits::default().max_result_rows)]
+    pub query_max_rows: usize,
+    /// Most MiB of results a lake query may return
+    #[arg(long, env = "AUDITLAKE_QUERY_MAX_RESULT_MIB",
+          default_value_t = QueryLimits::default().max_result_bytes >> 20)]
+    pub query_max_result_mib: usize,
     /// Whether a lake group-by on event names may count dictionary codes
     /// instead of running DataFusion's own operator (false: rule them out
-    /// when an answer looks wrong) [default: true]
-    #[arg(long, env = "AUDITLAKE_QUERY_GROUP_ON_CODES")]
-    pub query_group_on_codes: Option<bool>,
+    /// when an answer looks wrong)
+    #[arg(long, env = "AUDITLAKE_QUERY_GROUP_ON_CODES", action = clap::ArgAction::Set,
+          default_value_t = QueryLimits::default().group_on_codes)]
+    pub query_group_on_codes: bool,
     /// Seconds a client of the API or the lake may send nothing (headers,
-    /// body, or between requests) before it is dropped [default: 10]
-    #[arg(long, env = "AUDITLAKE_READ_TIMEOUT_SECS")]
-    pub read_timeout_secs: Option<u64>,
-    /// Connections one client address may hold on each listener; 0: no
-    /// cap [default: 64]
-    #[arg(long, env = "AUDITLAKE_MAX_CONNECTIONS_PER_IP")]
-    pub max_connections_per_ip: Option<usize>,
+    /// body, or between requests) before it is dropped
+    #[arg(long, env = "AUDITLAKE_READ_TIMEOUT_SECS",
+          default_value_t = ServeLimits::default().read_timeout.as_secs())]
+    pub read_timeout_secs: u64,
+    /// Connections one client address may hold on each listener; 0: no cap
+    #[arg(long, env = "AUDITLAKE_MAX_CONNECTIONS_PER_IP",
+          default_value_t = ServeLimits::default().max_connections_per_ip)]
+    pub max_connections_per_ip: usize,
 }
 
 impl LakeOptions {
-    /// The listen address.
-    pub fn listen(&self, file: &FileConfig) -> String {
-        self.lake_listen
-            .clone()
-            .or_else(|| file.lake_listen.clone())
-            .unwrap_or_else(|| "127.0.0.1:8081".to_owned())
-    }
-
     /// The lake directory, under `data_dir` unless given.
-    pub fn dir(&self, file: &FileConfig, data_dir: &Path) -> PathBuf {
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
         self.lake_dir
             .clone()
-            .or_else(|| file.lake_dir.clone())
             .unwrap_or_else(|| data_dir.join("lake"))
     }
 
     /// The configured key, if any part of one is given.
-    pub fn key(&self, file: &FileConfig) -> anyhow::Result<Option<AccessKey>> {
-        let id = self
-            .lake_access_key_id
-            .clone()
-            .or_else(|| file.lake_access_key_id.clone());
-        let secret = self
-            .lake_secret_access_key
-            .clone()
-            .or_else(|| file.lake_secret_access_key.clone());
-        let account = self
-            .lake_account_id
-            .clone()
-            .or_else(|| file.lake_account_id.clone());
-        match (id, secret, account) {
+    pub fn key(&self) -> anyhow::Result<Option<AccessKey>> {
+        match (
+            self.lake_access_key_id.clone(),
+            self.lake_secret_access_key.clone(),
+            self.lake_account_id.clone(),
+        ) {
             (None, None, None) => Ok(None),
             (Some(access_key_id), Some(secret_access_key), Some(account_id)) => {
                 let key = AccessKey {
@@ -120,88 +112,50 @@ impl LakeOptions {
         }
     }
 
-    /// What one client may hold of each listener: flags, environment,
-    /// file, defaults.
-    pub fn serve_limits(&self, file: &FileConfig) -> ServeLimits {
-        let d = ServeLimits::default();
+    /// What one client may hold of each listener.
+    pub fn serve_limits(&self) -> ServeLimits {
         ServeLimits {
-            read_timeout: self
-                .read_timeout_secs
-                .or(file.read_timeout_secs)
-                .map_or(d.read_timeout, Duration::from_secs),
-            max_connections_per_ip: self
-                .max_connections_per_ip
-                .or(file.max_connections_per_ip)
-                .unwrap_or(d.max_connections_per_ip),
+            read_timeout: Duration::from_secs(self.read_timeout_secs),
+            max_connections_per_ip: self.max_connections_per_ip,
         }
     }
 
-    /// The query limits: flags, environment, file, defaults.
-    pub fn query_limits(&self, file: &FileConfig) -> QueryLimits {
-        let d = QueryLimits::default();
-        let pick = |flag: Option<usize>, key: Option<usize>, default: usize| {
-            flag.or(key).unwrap_or(default)
+    /// The query limits, checked.
+    pub fn query_limits(&self) -> anyhow::Result<QueryLimits> {
+        let limits = QueryLimits {
+            max_concurrent: self.query_concurrency,
+            max_concurrent_per_account: self.query_concurrency_per_account,
+            timeout: Duration::from_secs(self.query_timeout_secs),
+            max_result_rows: self.query_max_rows,
+            max_result_bytes: self.query_max_result_mib.saturating_mul(1 << 20),
+            memory_limit: self.query_memory_mib.saturating_mul(1 << 20),
+            group_on_codes: self.query_group_on_codes,
         };
-        QueryLimits {
-            max_concurrent: pick(
-                self.query_concurrency,
-                file.query_concurrency,
-                d.max_concurrent,
-            ),
-            max_concurrent_per_account: pick(
-                self.query_concurrency_per_account,
-                file.query_concurrency_per_account,
-                d.max_concurrent_per_account,
-            ),
-            timeout: self
-                .query_timeout_secs
-                .or(file.query_timeout_secs)
-                .map_or(d.timeout, Duration::from_secs),
-            max_result_rows: pick(self.query_max_rows, file.query_max_rows, d.max_result_rows),
-            max_result_bytes: pick(
-                self.query_max_result_mib,
-                file.query_max_result_mib,
-                d.max_result_bytes >> 20,
-            )
-            .saturating_mul(1 << 20),
-            memory_limit: pick(
-                self.query_memory_mib,
-                file.query_memory_mib,
-                d.memory_limit >> 20,
-            )
-            .saturating_mul(1 << 20),
-            group_on_codes: self
-                .query_group_on_codes
-                .or(file.query_group_on_codes)
-                .unwrap_or(d.group_on_codes),
-        }
+        limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!("lake query limits: {e}"))?;
+        Ok(limits)
     }
 
     /// Opens the lake. When it generated its own key, say where with
     /// [`credentials_notice`] once the listening lines are out.
-    pub async fn open(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<Lake> {
-        let dir = self.dir(file, data_dir);
+    pub async fn open(&self, data_dir: &Path) -> anyhow::Result<Lake> {
+        let dir = self.dir(data_dir);
         let mut config = LakeConfig::new(&dir);
-        config.keys = self.key(file)?.into_iter().collect();
-        config.limits = self.query_limits(file);
-        config.serve = self.serve_limits(file);
-        config
-            .limits
-            .validate()
-            .map_err(|e| anyhow::anyhow!("lake query limits: {e}"))?;
+        config.keys = self.key()?.into_iter().collect();
+        config.limits = self.query_limits()?;
+        config.serve = self.serve_limits();
         Lake::open(config)
             .await
             .with_context(|| format!("opening the lake in {}", dir.display()))
     }
 
     /// The key a client command signs with.
-    pub fn client_key(&self, file: &FileConfig, data_dir: &Path) -> anyhow::Result<AccessKey> {
-        if let Some(key) = self.key(file)? {
+    pub fn client_key(&self, data_dir: &Path) -> anyhow::Result<AccessKey> {
+        if let Some(key) = self.key()? {
             return Ok(key);
         }
-        let path = self
-            .dir(file, data_dir)
-            .join(auditlake_lake::GENERATED_KEY_FILE);
+        let path = self.dir(data_dir).join(auditlake_lake::GENERATED_KEY_FILE);
         let text = std::fs::read(&path).with_context(|| {
             format!(
                 "no lake key configured and none generated at {} (start the lake once, or set AUDITLAKE_LAKE_ACCESS_KEY_ID and friends)",
@@ -231,12 +185,16 @@ pub async fn serve_lake(
 pub struct LakeArgs {
     #[command(flatten)]
     lake: LakeOptions,
-    /// Directory for state [default: ./data]
-    #[arg(long, env = "AUDITLAKE_DATA_DIR", global = true)]
-    data_dir: Option<PathBuf>,
-    /// TOML configuration file
-    #[arg(long, env = "AUDITLAKE_CONFIG", global = true)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    dir: DataDir,
+    /// The lake's URL for `query` and `setup` [default: http://LAKE_LISTEN]
+    #[arg(
+        long = "endpoint",
+        id = "lake_endpoint",
+        env = "AUDITLAKE_LAKE_ENDPOINT",
+        global = true
+    )]
+    endpoint: Option<String>,
     /// Print JSON instead of a table
     #[arg(long, global = true)]
     json: bool,
@@ -248,7 +206,7 @@ pub struct LakeArgs {
 enum LakeCommand {
     /// Run the lake alone
     Serve {
-        /// Address to listen on [default: --lake-listen, or 127.0.0.1:8081]
+        /// Address to listen on [default: --lake-listen]
         #[arg(long)]
         listen: Option<String>,
     },
@@ -256,9 +214,6 @@ enum LakeCommand {
     Query {
         /// The statement, e.g. "select eventtime from STORE_ID limit 10"
         sql: String,
-        /// The lake's URL [default: http://LAKE_LISTEN]
-        #[arg(long, env = "AUDITLAKE_LAKE_ENDPOINT")]
-        endpoint: Option<String>,
     },
     /// Create an event data store, a channel into it and the channel's
     /// policy for an External ID, as the AWS console's integration flow does
@@ -275,23 +230,9 @@ enum LakeCommand {
         /// Days the store keeps events (7-3653)
         #[arg(long, default_value_t = 2557)]
         retention_days: i32,
-        /// The lake's URL [default: http://LAKE_LISTEN]
-        #[arg(long, env = "AUDITLAKE_LAKE_ENDPOINT")]
-        endpoint: Option<String>,
     },
     /// Print the lake's access key as environment variables for the AWS CLI and SDKs
     Credentials,
-    /// Run one query that the lake hands over on standard input (the lake
-    /// starts these itself)
-    #[command(hide = true)]
-    QueryWorker,
-}
-
-impl LakeArgs {
-    /// Whether this is the lake's own query worker.
-    pub fn is_query_worker(&self) -> bool {
-        matches!(self.command, LakeCommand::QueryWorker)
-    }
 }
 
 /// The line that says where the lake's generated key is, when it made one.
@@ -304,19 +245,15 @@ pub fn credentials_notice(lake: &Lake) -> Option<String> {
 
 /// Runs `lake ...`.
 pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.config.as_deref())?;
-    let data_dir = args
-        .data_dir
+    let data_dir = &args.dir.data_dir;
+    let endpoint = args
+        .endpoint
         .clone()
-        .or_else(|| file.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("./data"));
-    let endpoint = |given: Option<String>| {
-        given.unwrap_or_else(|| format!("http://{}", args.lake.listen(&file)))
-    };
+        .unwrap_or_else(|| format!("http://{}", args.lake.lake_listen));
     match args.command {
         LakeCommand::Serve { listen } => {
-            let lake = args.lake.open(&file, &data_dir).await?;
-            let listen = listen.unwrap_or_else(|| args.lake.listen(&file));
+            let lake = args.lake.open(data_dir).await?;
+            let listen = listen.unwrap_or_else(|| args.lake.lake_listen.clone());
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the lake: {e}"))?;
@@ -328,11 +265,11 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             if let Some(notice) = credentials_notice(&lake) {
                 say!("{notice}");
             }
-            serve_lake(lake, listener, crate::serve::shutdown_signal()).await
+            serve_lake(lake, listener, crate::signal::shutdown()).await
         }
-        LakeCommand::Query { sql, endpoint: e } => {
-            let key = args.lake.client_key(&file, &data_dir)?;
-            let client = client(&endpoint(e), &key);
+        LakeCommand::Query { sql } => {
+            let key = args.lake.client_key(data_dir)?;
+            let client = client(&endpoint, &key);
             query(&client, &sql, args.json).await
         }
         LakeCommand::Setup {
@@ -340,10 +277,9 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             name,
             partner_account,
             retention_days,
-            endpoint: e,
         } => {
-            let key = args.lake.client_key(&file, &data_dir)?;
-            let client = client(&endpoint(e), &key);
+            let key = args.lake.client_key(data_dir)?;
+            let client = client(&endpoint, &key);
             let partner = partner_account.unwrap_or_else(|| key.account_id.clone());
             let out = auditlake_cloudtrail::client::setup(
                 &client,
@@ -363,7 +299,7 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
             Ok(())
         }
         LakeCommand::Credentials => {
-            let key = args.lake.client_key(&file, &data_dir)?;
+            let key = args.lake.client_key(data_dir)?;
             if args.json {
                 println!(
                     "{}",
@@ -376,9 +312,6 @@ pub async fn run(args: LakeArgs) -> anyhow::Result<()> {
                 println!("# account ID: {}", key.account_id);
             }
             Ok(())
-        }
-        LakeCommand::QueryWorker => {
-            anyhow::bail!("the query worker runs only when the lake starts it")
         }
     }
 }
@@ -495,9 +428,7 @@ async fn query(client: &ct::Client, sql: &str, as_json: bool) -> anyhow::Result<
             .collect();
         println!("{}", serde_json::Value::Array(list));
     } else {
-        let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(columns.clone());
+        let mut table = crate::output::table(columns.clone());
         for r in &rows {
             table.add_row(r.iter().map(|v| v.clone().unwrap_or_else(|| "NULL".into())));
         }

@@ -18,16 +18,28 @@ mod config;
 mod demo;
 mod forward;
 mod lake;
+mod output;
 mod serve;
+mod show_config;
+mod signal;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use config::ParseError;
 
 /// Self-hosted audit logs for multi-tenant platforms, forwarded to
 /// CloudTrail Lake.
 #[derive(Debug, Parser)]
 #[command(name = "auditlake", version, about)]
 struct Cli {
+    /// TOML configuration file: each setting's key is its long flag with
+    /// underscores (`data_dir`, `query_timeout_secs`, ...)
+    #[arg(long, env = "AUDITLAKE_CONFIG", global = true)]
+    config: Option<PathBuf>,
     /// Log format: text or json
     #[arg(
         long,
@@ -60,6 +72,9 @@ enum Command {
     Integrations(forward::IntegrationsArgs),
     /// Check the tenants' hash chains over the audit log and report the first break
     Verify(verify::VerifyArgs),
+    /// Print the configuration `serve` would run with, and where each value
+    /// came from (flag, environment, file, default); secrets are not shown
+    Config(show_config::ConfigArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -75,15 +90,21 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
     // A query worker starts nothing before it has its job: the server sets
     // its limits and priority between the start and the job, and the
     // threads it makes afterwards inherit them.
-    if let Command::Lake(args) = &cli.command {
-        if args.is_query_worker() {
-            return auditlake_lake::query::worker_main();
-        }
+    if args.get(1..) == Some(&["lake".into(), "query-worker".into()]) {
+        return auditlake_lake::query::worker_main();
     }
+    let parsed = match config::parse_from::<Cli, _>(args) {
+        Ok(parsed) => parsed,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::File(e)) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,18 +115,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    runtime.block_on(run(parsed))
 }
 
-async fn run(cli: Cli) -> std::process::ExitCode {
-    init_logging(cli.log_format);
-    let result = match cli.command {
+async fn run(parsed: config::Parsed<Cli>) -> std::process::ExitCode {
+    init_logging(parsed.cli.log_format);
+    let result = match parsed.cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Lake(args) => lake::run(args).await,
         Command::Integrations(args) => forward::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Config(ref args) => show_config::run(args, &Cli::command(), &parsed),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

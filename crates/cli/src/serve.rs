@@ -8,16 +8,19 @@ use auditlake_api::AppState;
 use auditlake_lake::{AccessKey, Lake};
 use auditlake_store::Store;
 
-use crate::config::{DbArgs, FileConfig};
+use crate::config::DbArgs;
 use crate::forward::{ForwardOptions, Forwarding};
 use crate::lake::{serve_lake, LakeOptions};
+
+/// Where the API listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Flags of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "AUDITLAKE_LISTEN")]
-    pub listen: Option<String>,
+    /// Address to listen on
+    #[arg(long, env = "AUDITLAKE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -100,52 +103,6 @@ pub struct Bound {
     pub lake: Option<std::net::SocketAddr>,
 }
 
-/// Opens the store named by the flags, running migrations.
-pub async fn open_store(db: &DbArgs, file: &FileConfig) -> anyhow::Result<Store> {
-    let url = db.resolve(file)?;
-    tracing::info!(database = %auditlake_store::redact(&url), "opening database");
-    Ok(Store::connect(&url).await?)
-}
-
-/// Resolves when the process is asked to stop.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing running requests");
-}
-
-/// One shutdown signal, shared by several listeners.
-fn shared_shutdown() -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-{
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = tx.send(true);
-    });
-    move || {
-        let mut rx = rx.clone();
-        Box::pin(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })
-    }
-}
-
 /// Binds `listen` (and the lake's address, when a lake is given), starts
 /// the forwarder when one is planned, and serves until a signal.
 pub async fn serve_on(
@@ -164,7 +121,7 @@ pub async fn serve_on(
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    let shutdown = shared_shutdown();
+    let shutdown = crate::signal::shared();
     let mut lake_addr = None;
     let mut lake_key = None;
     let lake_task = match lake {
@@ -234,38 +191,30 @@ pub async fn serve_on(
 
 /// Runs `serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.db.config.as_deref())?;
-    let store = open_store(&args.db, &file).await?;
+    let store = args.db.open_store().await?;
+    let data_dir = &args.db.dir.data_dir;
     let lake = if args.no_lake {
         None
     } else {
-        let data_dir = args.db.data_dir(&file);
-        let lake = args.lake.open(&file, &data_dir).await?;
         Some(LakeRun {
-            lake,
-            listen: args.lake.listen(&file),
-            key: args.lake.client_key(&file, &data_dir)?,
+            lake: args.lake.open(data_dir).await?,
+            listen: args.lake.lake_listen.clone(),
+            key: args.lake.client_key(data_dir)?,
         })
     };
-    let forwarding = args.forward.plan(&file)?;
-    let listen = args
-        .listen
-        .clone()
-        .or(file.listen.clone())
-        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let forwarding = args.forward.plan()?;
     let notice = lake
         .as_ref()
         .and_then(|l| crate::lake::credentials_notice(&l.lake));
     // Printed on stdout so scripts and tests can wait for the server: the
     // listening lines come first.
-    let serve_limits = args.lake.serve_limits(&file);
     serve_on(
         store,
-        &listen,
+        &args.listen,
         lake,
         forwarding,
         &args.limits,
-        serve_limits,
+        args.lake.serve_limits(),
         |bound| {
             say!("auditlake listening on http://{}", bound.api);
             if let Some(lake) = bound.lake {

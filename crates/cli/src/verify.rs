@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use auditlake_store::{ChainReport, Page, Store};
 
-use crate::config::{DbArgs, FileConfig};
-use crate::serve::open_store;
+use crate::config::DbArgs;
 
 /// Flags of `verify`.
 #[derive(Debug, Args)]
@@ -31,8 +30,7 @@ pub struct VerifyArgs {
 
 /// Runs `verify`.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let file = FileConfig::load(args.db.config.as_deref())?;
-    let store = open_store(&args.db, &file).await?;
+    let store = args.db.open_store().await?;
     let result = verify(&store, &args).await;
     store.close().await;
     let reports = result?;
@@ -94,9 +92,7 @@ async fn verify(store: &Store, args: &VerifyArgs) -> anyhow::Result<Vec<ChainRep
 }
 
 fn print_table(reports: &[ChainReport]) {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
-    table.set_header(["CHAIN", "EVENTS", "HEAD SEQ", "RESULT", "FIRST BREAK"]);
+    let mut table = crate::output::table(["CHAIN", "EVENTS", "HEAD SEQ", "RESULT", "FIRST BREAK"]);
     for r in reports {
         let chain = if r.chain.is_nil() {
             "platform".to_owned()
