@@ -230,11 +230,6 @@ impl From<StoreError> for ApiError {
                 "Unprocessable request",
                 msg,
             ),
-            StoreError::Database(
-                sqlx_err @ (auditlake_store::SqlxError::PoolTimedOut
-                | auditlake_store::SqlxError::PoolClosed
-                | auditlake_store::SqlxError::Io(_)),
-            ) => ApiError::unavailable(sqlx_err),
             StoreError::Unavailable(why) => ApiError::unavailable(why),
             other => ApiError::internal(other),
         }

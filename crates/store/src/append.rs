@@ -29,18 +29,11 @@ use auditlake_core::{AuditEvent, NewEvent, Scope};
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use uuid::Uuid;
 
-use crate::writer::Job;
+use crate::sql::{placeholders, INSERT_CHUNK, PG_JSON_CHUNK};
 use crate::{chain, rows, Backend, Store, StoreError};
 
 /// Arbitrary constant naming the PostgreSQL advisory lock of the log.
 const APPEND_LOCK: i64 = 0x6175_6469_746c_616b; // "auditlak"
-
-/// Rows per multi-row INSERT: 11 parameters each stays far below both
-/// backends' parameter limits.
-pub(crate) const INSERT_CHUNK: usize = 500;
-
-/// Rows per JSON parameter of a PostgreSQL bulk statement.
-pub(crate) const PG_JSON_CHUNK: usize = 5_000;
 
 /// An event row as a JSON object for `json_to_recordset`.
 #[derive(serde::Serialize)]
@@ -312,104 +305,7 @@ pub(crate) async fn lock_log(conn: &mut AnyConnection, backend: Backend) -> Resu
     Ok(())
 }
 
-/// One event submitted through the ingest API.
-#[derive(Debug, Clone)]
-pub struct IngestItem {
-    /// The client's idempotency ID, unique per target tenant.
-    pub idempotency_id: String,
-    /// A hash of what the client sent, to tell a true repeat from a clash.
-    pub request_hash: String,
-    /// The event to store when the ID is new.
-    pub event: NewEvent,
-}
-
-/// The `api.access` event of the request that ingests a batch, written in
-/// the batch's own transaction so the request costs one commit, not two.
-/// The request's answer depends on the batch's outcome, so there is one
-/// event per possible answer; the writer appends the one that applies.
-#[derive(Debug, Clone)]
-pub struct IngestAccess {
-    /// Appended when the batch stores at least one new event.
-    pub created: NewEvent,
-    /// Appended when every item replays an earlier one.
-    pub replayed: NewEvent,
-}
-
-/// What happened to one ingested item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IngestOutcome {
-    /// Stored now.
-    Created(AuditEvent),
-    /// The ID was seen before with the same content: the original event.
-    Replayed(AuditEvent),
-}
-
-impl IngestOutcome {
-    /// The stored event either way.
-    pub fn event(&self) -> &AuditEvent {
-        match self {
-            IngestOutcome::Created(e) | IngestOutcome::Replayed(e) => e,
-        }
-    }
-}
-
 impl Store {
-    /// Appends events that describe no other state change (`api.access`,
-    /// for example), committed by the group-commit writer.
-    pub async fn append(&self, events: &[NewEvent]) -> Result<Vec<AuditEvent>, StoreError> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let events = events.to_vec();
-        self.submit(Job::Append { events, reply }, rx).await
-    }
-
-    /// Hands a job to the group-commit writer and waits for its answer.
-    async fn submit<T>(
-        &self,
-        job: Job,
-        rx: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        self.writer
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the writer dropped the job".into()))?
-    }
-
-    /// Stores a batch of ingested events for the tenant `scope_id`, all or
-    /// none. Items whose idempotency ID was already used with the same
-    /// request hash come back as [`IngestOutcome::Replayed`]; with another
-    /// hash the whole batch fails with [`StoreError::Conflict`].
-    pub async fn ingest(
-        &self,
-        scope_id: Uuid,
-        items: Vec<IngestItem>,
-    ) -> Result<Vec<IngestOutcome>, StoreError> {
-        self.ingest_recorded(scope_id, items, None).await
-    }
-
-    /// [`Store::ingest`], also appending the request's `access` event in
-    /// the same transaction when the batch succeeds. When it fails nothing
-    /// is written, the access event included, and the caller records it.
-    pub async fn ingest_recorded(
-        &self,
-        scope_id: Uuid,
-        items: Vec<IngestItem>,
-        access: Option<IngestAccess>,
-    ) -> Result<Vec<IngestOutcome>, StoreError> {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.submit(
-            Job::Ingest {
-                scope_id,
-                items,
-                access: access.map(Box::new),
-                reply,
-            },
-            rx,
-        )
-        .await
-    }
-
     /// Events with `seq > after`, in append order, at most `limit`. The
     /// reader's cursor for following the log.
     pub async fn read_log(&self, after: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
@@ -436,34 +332,4 @@ impl Store {
                 .try_get("head")?,
         )
     }
-}
-
-/// `rows` groups of `cols` placeholders, `(..),(..)`, numbered from
-/// `first`. SQLite gets anonymous `?`: binding numbered parameters costs it
-/// a linear name lookup per parameter, quadratic over a 5,500-parameter
-/// insert (it was 60% of ingest time). PostgreSQL needs `$n`.
-pub(crate) fn placeholders(backend: Backend, rows: usize, cols: usize, first: usize) -> String {
-    let mut sql = String::with_capacity(rows * cols * 6);
-    let mut n = first;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push(',');
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-            }
-            n += 1;
-        }
-        sql.push(')');
-    }
-    sql
 }

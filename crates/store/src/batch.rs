@@ -34,13 +34,52 @@ use auditlake_core::{AuditEvent, NewEvent, Scope};
 use sqlx::{AnyConnection, PgConnection, Row};
 use uuid::Uuid;
 
-use crate::append::{
-    number, placeholders, resolve_parents, write_events, IngestAccess, IngestItem, IngestOutcome,
-    INSERT_CHUNK,
-};
+use crate::append::{number, resolve_parents, write_events};
 use crate::chain::{link_all, parse_link, Heads};
 use crate::pg_copy::CopyRows;
+use crate::sql::{placeholders, INSERT_CHUNK};
 use crate::{rows, Backend, StoreError};
+
+/// One event submitted through the ingest API.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    /// The client's idempotency ID, unique per target tenant.
+    pub idempotency_id: String,
+    /// A hash of what the client sent, to tell a true repeat from a clash.
+    pub request_hash: String,
+    /// The event to store when the ID is new.
+    pub event: NewEvent,
+}
+
+/// The `api.access` event of the request that ingests a batch, written in
+/// the batch's own transaction so the request costs one commit, not two.
+/// The request's answer depends on the batch's outcome, so there is one
+/// event per possible answer; the writer appends the one that applies.
+#[derive(Debug, Clone)]
+pub struct IngestAccess {
+    /// Appended when the batch stores at least one new event.
+    pub created: NewEvent,
+    /// Appended when every item replays an earlier one.
+    pub replayed: NewEvent,
+}
+
+/// What happened to one ingested item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored now.
+    Created(AuditEvent),
+    /// The ID was seen before with the same content: the original event.
+    Replayed(AuditEvent),
+}
+
+impl IngestOutcome {
+    /// The stored event either way.
+    pub fn event(&self) -> &AuditEvent {
+        match self {
+            IngestOutcome::Created(e) | IngestOutcome::Replayed(e) => e,
+        }
+    }
+}
 
 /// The transaction a group runs in.
 pub(crate) enum GroupConn<'c> {

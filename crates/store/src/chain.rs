@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
-use crate::append::{placeholders, INSERT_CHUNK};
+use crate::sql::{placeholders, INSERT_CHUNK};
 use crate::{rows, Backend, Store, StoreError};
 
 /// Events read per statement while verifying.

@@ -22,12 +22,13 @@ pub enum StoreError {
     /// commit); nothing was stored, the caller may retry.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The database failed.
+    /// The database failed. Failures to reach it at all are
+    /// [`StoreError::Unavailable`].
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     /// The database records a migration this build does not have: it was
     /// made by a pre-release build (whose migrations were folded into the
     /// initial schema) or by a newer one.
@@ -36,6 +37,25 @@ pub enum StoreError {
          a pre-release or a newer build of auditlake; start from a new database"
     )]
     UnknownMigration(i64),
+}
+
+/// The driver's errors stay inside the store: each is classified here, so
+/// that callers match on what happened, not on the driver.
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(err.to_string())
+    }
 }
 
 impl StoreError {
@@ -49,5 +69,24 @@ impl StoreError {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_other_failures_are_database_errors() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            let e = StoreError::from(err);
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        }
+        let e = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(e, StoreError::Database(_)), "{e:?}");
     }
 }

@@ -15,7 +15,10 @@
 //! - `append`: the single path that writes audit events, with the ordering
 //!   invariant readers rely on; `writer` and `batch`: the group commit that
 //!   stand-alone appends and ingests go through (on PostgreSQL over a
-//!   native connection, for binary `COPY`: `pg_copy`).
+//!   native connection, for binary `COPY`: `pg_copy`). `sql` holds the
+//!   statement text they share; it imports nothing of theirs, so the
+//!   modules depend one way: `sql` ← `chain` ← `append` ← `batch` ←
+//!   `writer`.
 //! - `chain`: the per-tenant hash chain over the log, and its verification.
 //! - `search`: audit-log queries with stable keyset cursors.
 //! - `integrations`: cloud event integrations, their durable delivery
@@ -35,6 +38,7 @@ mod pg_copy;
 mod rows;
 mod search;
 mod sessions;
+mod sql;
 mod tenants;
 mod tokens;
 mod writer;
@@ -48,15 +52,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
-pub use append::{IngestAccess, IngestItem, IngestOutcome};
 pub use auth_cache::DEFAULT_TTL as DEFAULT_AUTH_CACHE_TTL;
+pub use batch::{IngestAccess, IngestItem, IngestOutcome};
 pub use chain::{ChainBreak, ChainReport};
 pub use error::StoreError;
 pub use integrations::{Delivery, IntegrationChange, Lag, Lease};
 pub use search::{SearchCursor, SearchPage, SearchQuery, SortOrder};
 pub use sessions::{NewSession, Session, SignedInWith, MIN_PASSWORD_LEN, SESSION_SECS};
-/// The database driver's error, for callers that classify failures.
-pub use sqlx::Error as SqlxError;
 pub use tenants::{Member, Page, PageOf};
 pub use tokens::{Authenticated, NamedTenant, NewToken, TenantRef};
 

@@ -31,9 +31,8 @@ use uuid::Uuid;
 
 use auditlake_core::{AuditEvent, NewEvent};
 
-use crate::append::{IngestAccess, IngestItem, IngestOutcome};
-use crate::batch::{self, GroupConn, Outcome, Work};
-use crate::StoreError;
+use crate::batch::{self, GroupConn, IngestAccess, IngestItem, IngestOutcome, Outcome, Work};
+use crate::{Store, StoreError};
 
 /// Most events one group commit takes before it commits.
 pub const MAX_GROUP_EVENTS: usize = 5_000;
@@ -211,5 +210,63 @@ fn answer(jobs: Vec<Job>, done: Vec<Done>) {
             }
             _ => unreachable!("results follow their jobs"),
         }
+    }
+}
+
+impl Store {
+    /// Appends events that describe no other state change (`api.access`,
+    /// for example), committed by the group-commit writer.
+    pub async fn append(&self, events: &[NewEvent]) -> Result<Vec<AuditEvent>, StoreError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let events = events.to_vec();
+        self.submit(Job::Append { events, reply }, rx).await
+    }
+
+    /// Hands a job to the group-commit writer and waits for its answer.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        rx: tokio::sync::oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer dropped the job".into()))?
+    }
+
+    /// Stores a batch of ingested events for the tenant `scope_id`, all or
+    /// none. Items whose idempotency ID was already used with the same
+    /// request hash come back as [`IngestOutcome::Replayed`]; with another
+    /// hash the whole batch fails with [`StoreError::Conflict`].
+    pub async fn ingest(
+        &self,
+        scope_id: Uuid,
+        items: Vec<IngestItem>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        self.ingest_recorded(scope_id, items, None).await
+    }
+
+    /// [`Store::ingest`], also appending the request's `access` event in
+    /// the same transaction when the batch succeeds. When it fails nothing
+    /// is written, the access event included, and the caller records it.
+    pub async fn ingest_recorded(
+        &self,
+        scope_id: Uuid,
+        items: Vec<IngestItem>,
+        access: Option<IngestAccess>,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            Job::Ingest {
+                scope_id,
+                items,
+                access: access.map(Box::new),
+                reply,
+            },
+            rx,
+        )
+        .await
     }
 }
