@@ -6,7 +6,7 @@
 //!   dictionary codes, with DataFusion's own accumulators;
 //! - [`page_count::CountFromPages`] counts rows per value straight from a
 //!   Parquet column's pages when the aggregation only counts rows of an
-//!   unfiltered scan.
+//!   unfiltered scan, with the page decoder in `pages`.
 //!
 //! [`GroupOnCodes`], a physical optimizer rule, puts one of them in place
 //! of an `AggregateExec` that qualifies (`--query-group-on-codes false`
@@ -14,10 +14,11 @@
 
 mod dict_group;
 mod page_count;
+mod pages;
 mod shared;
 
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use page_count::count_chunk;
+pub(crate) use pages::count_chunk;
 
 use std::sync::Arc;
 
