@@ -188,8 +188,8 @@ impl Storage {
     }
 
     /// Writes `records` straight to Parquet files of `store`, one per day,
-    /// and lists them: a bulk import that skips the ingest buffer (used to
-    /// load benchmark data; records must be new to the store).
+    /// and lists them: a bulk import that skips the ingest buffer (the lake
+    /// benchmark loads its data with it; records must be new to the store).
     pub async fn import(&self, store: &str, records: Vec<Record>) -> Result<Vec<DataFile>> {
         let _w = self.writer.lock().await;
         let files = self.put_by_day(store, records).await?;
