@@ -1,6 +1,7 @@
 //! Columnar storage: buffered records become Parquet files, one set per
-//! event data store and UTC day, behind the `object_store` abstraction (a
-//! local directory by default; an S3-compatible bucket works the same).
+//! event data store and UTC day, behind the `object_store` abstraction
+//! (the lake opens a local directory, `objects/` in its directory; nothing
+//! here depends on which store it is).
 //!
 //! The catalog lists which files exist. A file is written first and listed
 //! second, in the same transaction that drops its records from the
