@@ -468,8 +468,8 @@ const LARGE_BODY: usize = 64 * 1024;
 
 /// Runs `work` over `len` bytes of input: inline when small, on the
 /// blocking pool when large. Parsing and validating a 16 MiB ingest batch
-/// takes long enough that a few at once on the async workers stalled every
-/// other request, `/healthz` included.
+/// takes long enough that a few at once on the async workers would stall
+/// every other request, `/healthz` included.
 pub(crate) async fn off_runtime<T: Send + 'static>(
     len: usize,
     work: impl FnOnce() -> T + Send + 'static,

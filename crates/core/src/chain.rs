@@ -58,10 +58,10 @@ pub fn link(prev: &Link, e: &AuditEvent) -> Link {
     text(&mut h, &e.content);
     opt_text(&mut h, e.source_ip.as_deref());
     opt_text(&mut h, e.user_agent.as_deref());
-    // Last, and only when present: the links of platform events stay
-    // as they were before ingested events carried their origin. Every
-    // field before it is length-prefixed or fixed, so the encoding stays
-    // unambiguous.
+    // Last, and only when present, so that a platform event's link does
+    // not depend on the field at all and chains stored without it still
+    // verify. Every field before it is length-prefixed or fixed, so the
+    // encoding stays unambiguous.
     if let Some(token) = e.ingested_by {
         h.update([1]);
         h.update(token.as_bytes());
@@ -130,8 +130,8 @@ mod tests {
         }
     }
 
-    /// The link of a platform event (no ingesting token) is what it was
-    /// before events carried their origin: chains stored then still verify.
+    /// The link of a platform event (no ingesting token) does not involve
+    /// the origin field: chains stored without it still verify.
     #[test]
     fn a_platform_events_link_keeps_its_encoding() {
         assert_eq!(

@@ -9,8 +9,8 @@
 //!   flood of large bodies waits unread instead of filling memory.
 //!
 //! axum's own `serve` sets no read timeout: a client that opens a request
-//! and sends nothing more held its connection, and whatever the request
-//! had taken, for as long as it liked.
+//! and sends nothing more would hold its connection, and whatever the
+//! request had taken, for as long as it liked.
 
 mod budget;
 mod serve;

@@ -62,8 +62,8 @@ const DAY_MS: i64 = 86_400_000;
 /// How to open a lake.
 #[derive(Debug, Clone)]
 pub struct LakeConfig {
-    /// Directory of the catalog (and of the Parquet files, unless
-    /// `objects` is given).
+    /// Directory of the catalog, and of the Parquet files (under
+    /// `objects/`).
     pub dir: PathBuf,
     /// Accepted access keys. Empty: a generated key kept in `dir`.
     pub keys: Vec<AccessKey>,

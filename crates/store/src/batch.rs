@@ -22,9 +22,9 @@
 //! ([`crate::append::begin_locked_pg`]), one read of everything planning needs
 //! ([`prefetch_pg`]), the writes ([`write_pg`]) and `COMMIT`. The writes
 //! send rows in PostgreSQL's binary `COPY` format ([`crate::pg_copy`]),
-//! which costs the server about half of what the same rows cost as one
-//! JSON parameter expanded by `json_to_recordset`: that needs PostgreSQL's
-//! own driver, so the writer runs on a native connection
+//! which costs the server less than the same rows as one JSON parameter
+//! expanded by `json_to_recordset`: that needs PostgreSQL's own driver, so
+//! the writer runs on a native connection
 //! ([`GroupConn::Postgres`]). SQLite runs in process and keeps one
 //! statement per table.
 
@@ -333,7 +333,7 @@ async fn prefetch_pg(
         }
     }
     // Each list is probed by primary key through LATERAL ... LIMIT 1: not
-    // an IN list, whose cached generic plan scanned every row of a tenant
+    // an IN list, whose cached generic plan can scan every row of a tenant
     // per value, and not a join the planner may turn into a hash join that
     // scans the table.
     let sql = "SELECT 'p' AS k, o.id AS a, o.group_id AS b, NULL::text AS c, NULL::text AS d, \

@@ -6,11 +6,12 @@
 //!   before its own creation event, read under the append lock in the
 //!   creating transaction: it receives that event and everything after,
 //!   nothing before (design.md: "begins forwarding immediately").
-//! - **Cursor moves only on acknowledgement.** [`Store::acknowledge`] is
-//!   the only forward move, and it lands only while the caller still holds
-//!   the integration's lease and the settings revision it read: a worker
-//!   whose lease was taken over, or whose integration was replayed or
-//!   re-pointed meanwhile, cannot overwrite the newer state.
+//! - **Cursor moves only on acknowledgement.** [`Store::record_delivery`]
+//!   of an acknowledged batch is the only forward move, and it lands only
+//!   while the caller still holds the integration's lease and the settings
+//!   revision it read: a worker whose lease was taken over, or whose
+//!   integration was replayed or re-pointed meanwhile, cannot overwrite
+//!   the newer state.
 //! - **Leases.** Several processes may share a PostgreSQL database; one
 //!   worker holds an integration at a time under an expiring lease taken
 //!   with a conditional UPDATE, so a crashed holder is replaced once its

@@ -14,7 +14,7 @@ pub(crate) const PG_JSON_CHUNK: usize = 5_000;
 /// `rows` groups of `cols` placeholders, `(..),(..)`, numbered from
 /// `first`. SQLite gets anonymous `?`: binding numbered parameters costs it
 /// a linear name lookup per parameter, quadratic over a 5,500-parameter
-/// insert (it was 60% of ingest time). PostgreSQL needs `$n`.
+/// insert, enough to dominate ingest. PostgreSQL needs `$n`.
 pub(crate) fn placeholders(backend: Backend, rows: usize, cols: usize, first: usize) -> String {
     let mut sql = String::with_capacity(rows * cols * 6);
     let mut n = first;

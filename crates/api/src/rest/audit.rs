@@ -445,8 +445,8 @@ fn ingest_item(
 /// What an item's idempotency hash covers besides its content: what the
 /// client sent, not what the server defaulted. Serialized as JSON with the
 /// keys in this (sorted) order, which is the text `validate::canonical_json`
-/// gives for the same object: hashes stored by earlier versions must still
-/// match their retries.
+/// gives for the same object: a retry must hash to what was stored with
+/// the original, whichever build stored it.
 #[derive(Serialize)]
 struct HashedFields<'a> {
     created: Option<&'a str>,
@@ -637,8 +637,9 @@ pub(crate) async fn ingest(
 mod tests {
     use super::*;
 
-    /// The formula idempotency hashes were computed with before
-    /// `HashedFields`: stored hashes depend on it.
+    /// The idempotency hash written out from its definition (canonical
+    /// JSON of the fields, a newline, the content): stored hashes depend on
+    /// it, so `request_hash` must give the same.
     fn reference_hash(f: &HashedFields<'_>, content: &str) -> String {
         let mut hasher = Sha256::new();
         hasher.update(

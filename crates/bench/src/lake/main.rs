@@ -51,8 +51,8 @@ struct Args {
     #[arg(long, default_value_t = 10_000_000)]
     query_events: usize,
     /// Queries: measured runs of each query (after one warm-up), for
-    /// auditlake and DuckDB alike; five gave medians 15% apart between
-    /// runs of the same binary
+    /// auditlake and DuckDB alike; enough for a median that holds still
+    /// between runs of the same binary
     #[arg(long, default_value_t = 21)]
     runs: usize,
     /// Longest the ingest phase may run, in seconds

@@ -374,9 +374,9 @@ mod tests {
             .unwrap()
     }
 
-    /// A statement of 120 `UNION ALL`s overflowed a worker's stack in
-    /// `StartQuery` and aborted the server (found by the hostile-query
-    /// test); past the bound it is refused, and the deepest allowed plans.
+    /// A statement of 120 `UNION ALL`s would overflow a worker's stack in
+    /// `StartQuery` and abort the server: past the bound it is refused, and
+    /// the deepest allowed plans.
     #[test]
     fn deep_unions_are_bounded_and_plan_on_a_worker_stack() {
         let store = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
@@ -625,9 +625,9 @@ mod tests {
     }
 
     /// A statement of the longest length made of one operator chain
-    /// (`1+1+1...`) overflowed a worker's stack and aborted the process
-    /// (found by the `sql` fuzz target); it is refused with a clear error,
-    /// while the deepest chain allowed plans on that stack.
+    /// (`1+1+1...`) would overflow a worker's stack and abort the process:
+    /// it is refused with a clear error, while the deepest chain allowed
+    /// plans on that stack.
     #[test]
     fn operator_chains_are_bounded_and_plan_on_a_worker_stack() {
         let store = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";

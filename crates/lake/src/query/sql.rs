@@ -38,10 +38,10 @@ pub const MAX_STATEMENT: usize = 10_000;
 ///
 /// Each operator can add a level to an expression tree (`1+1+1...` nests
 /// to the left), and parsing's clean-up, planning and evaluation recurse
-/// once per level on a tokio worker's 2 MiB stack. A 10,000-character
-/// chain overflowed it and aborted the whole process (found by the `sql`
-/// fuzz target). A debug build overflowed at about 250 levels, so the bound
-/// leaves a margin of two (a release build's frames are much smaller). 128
+/// once per level on a tokio worker's 2 MiB stack, so a chain of the
+/// longest length would overflow it and abort the whole process. A debug
+/// build's frames fill that stack at about 250 levels, so the bound leaves
+/// a margin of two (a release build's frames are much smaller). 128
 /// still fits a filter of 64 `OR`ed comparisons; longer lists belong in
 /// `IN (...)`, whose commas do not count. Parentheses and subqueries are
 /// bounded separately by the parser's recursion limit. Counted on the
@@ -50,9 +50,9 @@ pub const MAX_OPERATORS: usize = 128;
 
 /// Most set operations (`UNION`, `EXCEPT`, `INTERSECT`) one statement may
 /// hold. Each nests the query tree a level, and planning recurses through
-/// them with frames far larger than an operator's: a debug build
-/// overflowed a 2 MiB stack between 110 and 120 of them, and a statement
-/// of the longest length can hold 500. Counted on the tokens, like
+/// them with frames far larger than an operator's: in a debug build, a
+/// 2 MiB stack holds fewer than 120 of them, and a statement of the
+/// longest length can hold 500. Counted on the tokens, like
 /// [`MAX_OPERATORS`].
 pub const MAX_SET_OPERATIONS: usize = 32;
 

@@ -1,6 +1,7 @@
 //! Columnar storage: buffered records become Parquet files, one set per
-//! event data store and UTC day, behind the `object_store` abstraction (a
-//! local directory by default; an S3-compatible bucket works the same).
+//! event data store and UTC day, behind the `object_store` abstraction
+//! (the lake opens a local directory, `objects/` in its directory; nothing
+//! here depends on which store it is).
 //!
 //! The catalog lists which files exist. A file is written first and listed
 //! second, in the same transaction that drops its records from the
@@ -188,8 +189,8 @@ impl Storage {
     }
 
     /// Writes `records` straight to Parquet files of `store`, one per day,
-    /// and lists them: a bulk import that skips the ingest buffer (used to
-    /// load benchmark data; records must be new to the store).
+    /// and lists them: a bulk import that skips the ingest buffer (the lake
+    /// benchmark loads its data with it; records must be new to the store).
     pub async fn import(&self, store: &str, records: Vec<Record>) -> Result<Vec<DataFile>> {
         let _w = self.writer.lock().await;
         let files = self.put_by_day(store, records).await?;

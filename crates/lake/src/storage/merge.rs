@@ -4,9 +4,8 @@
 //! Every Parquet file the lake writes is sorted by `eventtime`, so merging
 //! files never needs a sort: the merge holds one small batch per input and
 //! one output batch at a time, and its memory stays the same however many
-//! rows pass through it. (Reading the files whole, concatenating and
-//! sorting held each merge about three times in memory; the soak saw that
-//! take the server past 1.8 GiB.)
+//! rows pass through it, where reading the files whole, concatenating and
+//! sorting would hold each merge about three times in memory.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

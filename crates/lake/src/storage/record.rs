@@ -160,7 +160,7 @@ pub fn parse_event_time(text: &str) -> Option<i64> {
         }
     }
     // `[year]` also takes a signed year ("-0381-05-01T..."), which is no
-    // `yyyy` (found by the event_data fuzz target): four digits first.
+    // `yyyy`: four digits first.
     if !main.bytes().take(4).all(|b| b.is_ascii_digit()) {
         return None;
     }

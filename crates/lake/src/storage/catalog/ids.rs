@@ -150,7 +150,7 @@ mod tests {
         let key = |id: &str| id_key(prefix, "c", id).as_slice().to_vec();
         // Time-ordered UUIDs (the forwarder's ids) and counters: each
         // call's new keys follow the last ones instead of scattering over
-        // the index (the cost the hashed index had, BENCHMARKS.md).
+        // the index, where each commit would rewrite a page per entry.
         let uuids: Vec<String> = (0..100).map(|_| uuid::Uuid::now_v7().to_string()).collect();
         let counters: Vec<String> = (100_000..100_100).map(|n| format!("e{n}")).collect();
         for ids in [&uuids, &counters] {
