@@ -26,6 +26,10 @@ use crate::AppState;
 struct Inner {
     user_id: Option<Uuid>,
     scope: Option<Scope>,
+    /// The version the request asked for (`/rest` only).
+    requested: Option<Version>,
+    /// The releases of the resource its route serves (`/rest` only).
+    releases: Option<&'static [Version]>,
     served: Option<Version>,
     /// What `api.access` records of the request.
     request: Option<RequestLine>,
@@ -80,9 +84,24 @@ impl RequestCtx {
         });
     }
 
-    /// Records the version served.
-    pub fn set_served(&self, v: Version) {
-        self.with(|i| i.served = Some(v));
+    /// Resolves the requested version against the route's releases, once
+    /// the caller is known (so that the refusal is recorded as their
+    /// `api.access`); 404 on the `version` parameter when none fits.
+    /// Routes without releases (`/v1`) pass.
+    pub fn serve_release(&self) -> Result<(), ApiError> {
+        let (requested, releases) = self.with(|i| (i.requested, i.releases));
+        let (Some(requested), Some(releases)) = (requested, releases) else {
+            return Ok(());
+        };
+        let served = requested.resolve(releases).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "this resource has no release for version {requested}; the first is {}",
+                releases.first().map(|r| r.to_string()).unwrap_or_default()
+            ))
+            .at(crate::error::Source::Parameter("version".into()))
+        })?;
+        self.with(|i| i.served = Some(served));
+        Ok(())
     }
 
     /// The request's `api.access` event as it would be with `status`:
@@ -156,12 +175,29 @@ pub async fn rest(State(state): State<AppState>, mut req: Request, next: Next) -
         }
     };
     let ctx = RequestCtx::for_request(&mut req);
+    ctx.with(|i| i.requested = Some(requested));
     req.extensions_mut().insert(ctx.clone());
-    req.extensions_mut().insert(requested);
     let mut res = next.run(req).await;
     let served = ctx.with(|i| i.served);
     set_headers(res.headers_mut(), request_id, Some(requested), served);
     record_access(&state, &ctx, res.status().as_u16()).await;
+    res
+}
+
+/// Route layer of one versioned resource's handlers (see
+/// `rest::router`): names the resource's `releases`, which the
+/// [`crate::extract::Caller`] extractor resolves the requested version
+/// against right after authentication, before the handler's own work.
+pub async fn serve_release(releases: &'static [Version], req: Request, next: Next) -> Response {
+    let ctx = req.extensions().get::<RequestCtx>().cloned();
+    if let Some(ctx) = &ctx {
+        ctx.with(|i| i.releases = Some(releases));
+    }
+    let res = next.run(req).await;
+    debug_assert!(
+        !res.status().is_success() || ctx.is_none_or(|c| c.with(|i| i.served.is_some())),
+        "a versioned handler answered without the release check of its Caller"
+    );
     res
 }
 

@@ -14,7 +14,6 @@ use auditlake_store::{IngestAccess, NamedTenant, TenantRef};
 
 use crate::ctx::{Origin, RequestCtx};
 use crate::error::{ApiError, JSONAPI};
-use crate::version::Version;
 use crate::AppState;
 
 /// The authenticated caller with their memberships.
@@ -54,6 +53,7 @@ impl FromRequestParts<AppState> for Caller {
             .cloned()
             .unwrap_or_default();
         ctx.set_user(user.id);
+        ctx.serve_release()?;
         let origin = parts
             .extensions
             .get::<Origin>()
@@ -232,48 +232,6 @@ pub enum Need {
     Read,
     /// The org admin role (or the parent group's admin).
     Admin,
-}
-
-/// The version a `/rest` request asked for; `serve` checks the resource
-/// has a release for it.
-#[derive(Debug, Clone)]
-pub struct Requested {
-    /// What the client asked for.
-    pub version: Version,
-    ctx: RequestCtx,
-}
-
-impl Requested {
-    /// Resolves against the resource's releases; 404 when none fits.
-    pub fn serve(&self, releases: &[Version]) -> Result<Version, ApiError> {
-        let served = self.version.resolve(releases).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "this resource has no release for version {}; the first is {}",
-                self.version,
-                releases.first().map(|r| r.to_string()).unwrap_or_default()
-            ))
-            .at(crate::error::Source::Parameter("version".into()))
-        })?;
-        self.ctx.set_served(served);
-        Ok(served)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Requested {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let version = *parts
-            .extensions
-            .get::<Version>()
-            .ok_or_else(|| ApiError::internal("version middleware missing"))?;
-        let ctx = parts
-            .extensions
-            .get::<RequestCtx>()
-            .cloned()
-            .unwrap_or_default();
-        Ok(Requested { version, ctx })
-    }
 }
 
 /// A path parameter that must be a UUID.

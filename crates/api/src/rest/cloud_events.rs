@@ -21,9 +21,8 @@ use auditlake_store::IntegrationChange;
 
 use super::body::Request;
 use crate::error::ApiError;
-use crate::extract::{Body, Caller, Need, PathParams, QueryParams, Requested};
+use crate::extract::{Body, Caller, Need, PathParams, QueryParams};
 use crate::jsonapi::{self, resource, Doc, PAGING_PARAMS};
-use crate::version::releases::CLOUD_EVENTS;
 use crate::AppState;
 
 /// The JSON:API type and collection path of `scope`'s integrations.
@@ -168,12 +167,10 @@ fn not_found(scope: Scope, id: Uuid) -> ApiError {
 
 pub(crate) async fn create(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     Body(req): Body<Request<Attrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(CLOUD_EVENTS)?;
     let scope = tenant(&state, &caller, &p).await?;
     let (kind, base) = kind_and_base(scope);
     req.data.expect_type(kind)?;
@@ -208,12 +205,10 @@ pub(crate) async fn create(
 
 pub(crate) async fn list(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     q: QueryParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(CLOUD_EVENTS)?;
     q.allow(PAGING_PARAMS)?;
     let scope = tenant(&state, &caller, &p).await?;
     let page = jsonapi::page_of(&q)?;
@@ -235,11 +230,9 @@ pub(crate) async fn list(
 
 pub(crate) async fn get(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(CLOUD_EVENTS)?;
     let scope = tenant(&state, &caller, &p).await?;
     let i = one(&state, scope, &p).await?;
     Ok(Doc::ok(json!({ "data": render(&state, &i).await? })))
@@ -247,12 +240,10 @@ pub(crate) async fn get(
 
 pub(crate) async fn update(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     Body(req): Body<Request<Attrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(CLOUD_EVENTS)?;
     let scope = tenant(&state, &caller, &p).await?;
     let current = one(&state, scope, &p).await?;
     let (kind, _) = kind_and_base(scope);
@@ -296,11 +287,9 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Response, ApiError> {
-    v.serve(CLOUD_EVENTS)?;
     let scope = tenant(&state, &caller, &p).await?;
     let current = one(&state, scope, &p).await?;
     state
@@ -319,12 +308,10 @@ pub(crate) struct ReplayAttrs {
 /// `POST .../{id}/replay`: sends the tenant's events from `from` again.
 pub(crate) async fn replay(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     Body(req): Body<Request<ReplayAttrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(CLOUD_EVENTS)?;
     let scope = tenant(&state, &caller, &p).await?;
     let current = one(&state, scope, &p).await?;
     req.data.expect_type("replay")?;

@@ -12,9 +12,8 @@ use auditlake_store::Member;
 
 use super::body::{NoAttributes, Request};
 use crate::error::ApiError;
-use crate::extract::{Body, Caller, Need, PathParams, QueryParams, Requested};
+use crate::extract::{Body, Caller, Need, PathParams, QueryParams};
 use crate::jsonapi::{self, resource, Doc, PAGING_PARAMS};
-use crate::version::releases::TENANCY;
 use crate::AppState;
 
 const NAME_MAX: usize = 100;
@@ -95,8 +94,7 @@ fn member_json(scope: Scope, m: &Member) -> Value {
 
 // ---- self and tokens ----
 
-pub(crate) async fn get_self(v: Requested, caller: Caller) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
+pub(crate) async fn get_self(caller: Caller) -> Result<Doc, ApiError> {
     Ok(Doc::ok(json!({ "data": user_json(&caller.user) })))
 }
 
@@ -109,11 +107,9 @@ pub(crate) struct TokenAttrs {
 
 pub(crate) async fn create_token(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     Body(req): Body<Request<TokenAttrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     req.data.expect_type("token")?;
     req.data.no_id()?;
     let a = &req.data.attributes;
@@ -155,11 +151,9 @@ pub(crate) async fn create_token(
 
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     q: QueryParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     q.allow(PAGING_PARAMS)?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.tokens(caller.user.id, page).await?;
@@ -175,11 +169,9 @@ pub(crate) async fn list_tokens(
 
 pub(crate) async fn get_token(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     let id = p.uuid("token_id")?;
     let t = state
         .store
@@ -191,11 +183,9 @@ pub(crate) async fn get_token(
 
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Response, ApiError> {
-    v.serve(TENANCY)?;
     let id = p.uuid("token_id")?;
     state
         .store
@@ -224,11 +214,9 @@ fn org_name(a: &OrgAttrs) -> Result<Option<String>, ApiError> {
 
 pub(crate) async fn create_org(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     Body(req): Body<Request<OrgAttrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     req.data.expect_type("org")?;
     req.data.no_id()?;
     let a = &req.data.attributes;
@@ -266,11 +254,9 @@ pub(crate) async fn create_org(
 
 pub(crate) async fn list_orgs(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     q: QueryParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     q.allow(PAGING_PARAMS)?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.orgs_of(caller.user.id, page).await?;
@@ -286,23 +272,19 @@ pub(crate) async fn list_orgs(
 
 pub(crate) async fn get_org(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     let org = caller.read_org(&state, p.uuid("org_id")?).await?;
     Ok(Doc::ok(json!({ "data": org_json(&org) })))
 }
 
 pub(crate) async fn update_org(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     Body(req): Body<Request<OrgAttrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     let id = p.uuid("org_id")?;
     req.data.expect_type("org")?;
     if let Some(given) = &req.data.id {
@@ -346,11 +328,9 @@ pub(crate) async fn update_org(
 
 pub(crate) async fn list_groups(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     q: QueryParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     q.allow(PAGING_PARAMS)?;
     let page = jsonapi::page_of(&q)?;
     let res = state.store.groups_of(caller.user.id, page).await?;
@@ -366,23 +346,19 @@ pub(crate) async fn list_groups(
 
 pub(crate) async fn get_group(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     let g = caller.admin_group(&state, p.uuid("group_id")?).await?;
     Ok(Doc::ok(json!({ "data": group_json(&g) })))
 }
 
 pub(crate) async fn list_group_orgs(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     q: QueryParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     q.allow(PAGING_PARAMS)?;
     let g = caller.admin_group(&state, p.uuid("group_id")?).await?;
     let page = jsonapi::page_of(&q)?;
@@ -399,12 +375,10 @@ pub(crate) async fn list_group_orgs(
 
 pub(crate) async fn add_group_org(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     Body(req): Body<Request<NoAttributes>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     let g = caller.admin_group(&state, p.uuid("group_id")?).await?;
     req.data.expect_type("org")?;
     let org_id = req.data.id_uuid()?;
@@ -440,12 +414,10 @@ fn scope_base(scope: Scope) -> String {
 
 pub(crate) async fn list_members(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     q: QueryParams,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     q.allow(PAGING_PARAMS)?;
     let scope = caller.path_tenant(&state, &p, Need::Read).await?;
     let page = jsonapi::page_of(&q)?;
@@ -463,12 +435,10 @@ pub(crate) async fn list_members(
 
 pub(crate) async fn add_member(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
     Body(req): Body<Request<MemberAttrs>>,
 ) -> Result<Doc, ApiError> {
-    v.serve(TENANCY)?;
     let scope = caller.path_tenant(&state, &p, Need::Admin).await?;
     let (kind, default_role) = match scope {
         Scope::Group(_) => ("group_membership", Role::GroupAdmin),
@@ -529,11 +499,9 @@ pub(crate) async fn add_member(
 
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
-    v: Requested,
     caller: Caller,
     p: PathParams,
 ) -> Result<Response, ApiError> {
-    v.serve(TENANCY)?;
     let scope = caller.path_tenant(&state, &p, Need::Admin).await?;
     let id = p.uuid("membership_id")?;
     let m = state

@@ -170,3 +170,28 @@ api_test!(every_answer_carries_the_version_headers, |h| async move {
         again.header("snyk-request-id")
     );
 });
+
+api_test!(
+    the_release_check_runs_on_every_route_before_its_handler,
+    |h| async move {
+        // One path of each resource, asked for a version before its first
+        // release: 404 on the parameter before the handler runs (its tenant
+        // check would answer a plain 404: the org is made up). Credentials
+        // come first, so that the refusal is the caller's `api.access`.
+        let org = uuid::Uuid::now_v7();
+        for path in [
+            "/rest/self/tokens".to_owned(),
+            format!("/rest/orgs/{org}/memberships"),
+            format!("/rest/orgs/{org}/audit_logs/search"),
+            format!("/rest/orgs/{org}/cloud_events/integrations"),
+        ] {
+            let url = format!("{path}?version=2022-12-31");
+            h.get(&url).await.error_at(404, "parameter", "version");
+            h.anonymous().get(&url).await.error(401);
+        }
+        // A method the route does not have is 405 whatever the version.
+        let r = send(h.raw(Method::PUT, "/rest/self?version=2022-12-31")).await;
+        r.error_nowhere(405);
+        assert!(r.header("allow").is_some(), "{}", r.text);
+    }
+);
