@@ -30,13 +30,15 @@
 //!   plus the caller's memberships plus the named org's settings keys, and the
 //!   cache holds at most [`MAX_WEIGHT`]. A token that names many tenants
 //!   (each a separate entry holding a copy of the memberships) cannot grow
-//!   it past that; when full it drops what has expired, and everything if
-//!   that is not enough. A tenant that does not exist is not kept (random
+//!   it past that; when full, `quick_cache` evicts the entries least likely
+//!   to be asked for again. A tenant that does not exist is not kept (random
 //!   IDs in paths would only fill it).
+//!
+//! The entries live in `quick_cache` (a sharded cache with a weigher), which
+//! answers a hit as fast as one mutex around a map and evicts entry by entry;
+//! the TTL and the generation are checked here, since it has neither.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use auditlake_core::time_fmt;
@@ -52,29 +54,20 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 
 type Key = (String, Option<TenantRef>);
 
+#[derive(Clone)]
 struct Entry {
     at: Instant,
     generation: u64,
-    weight: usize,
     auth: Authenticated,
 }
 
-#[derive(Default)]
-struct Entries {
-    map: HashMap<Key, Entry>,
-    /// Sum of the entries' weights.
-    weight: usize,
-}
+/// An entry's share of [`MAX_WEIGHT`].
+#[derive(Clone)]
+struct Weight;
 
-impl Entries {
-    fn clear(&mut self) {
-        self.map.clear();
-        self.weight = 0;
-    }
-
-    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
-        self.map.retain(|_, e| keep(e));
-        self.weight = self.map.values().map(|e| e.weight).sum();
+impl quick_cache::Weighter<Key, Entry> for Weight {
+    fn weight(&self, _: &Key, entry: &Entry) -> u64 {
+        weight(&entry.auth) as u64
     }
 }
 
@@ -92,7 +85,7 @@ pub(crate) struct AuthCache {
     /// Microseconds; shared by every clone of the store.
     ttl_us: AtomicU64,
     generation: AtomicU64,
-    entries: Mutex<Entries>,
+    entries: quick_cache::sync::Cache<Key, Entry, Weight>,
 }
 
 impl Default for AuthCache {
@@ -106,13 +99,14 @@ impl AuthCache {
         AuthCache {
             ttl_us: AtomicU64::new(micros(ttl)),
             generation: AtomicU64::new(0),
-            entries: Mutex::new(Entries::default()),
+            // The first argument only sizes the table up front.
+            entries: quick_cache::sync::Cache::with_weighter(1024, MAX_WEIGHT as u64, Weight),
         }
     }
 
     pub(crate) fn set_ttl(&self, ttl: Duration) {
         self.ttl_us.store(micros(ttl), Ordering::Relaxed);
-        self.lock().clear();
+        self.entries.clear();
     }
 
     fn ttl(&self) -> Duration {
@@ -130,7 +124,7 @@ impl AuthCache {
     /// never served.
     pub(crate) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.lock().clear();
+        self.entries.clear();
     }
 
     /// The cached authentication of `hash` for `named`, if still good.
@@ -140,12 +134,11 @@ impl AuthCache {
             return None;
         }
         let generation = self.generation();
-        let entries = self.lock();
-        let e = entries.map.get(&(hash.to_owned(), named))?;
+        let e = self.entries.get(&(hash.to_owned(), named))?;
         let fresh = e.generation == generation
             && e.at.elapsed() < ttl
             && e.auth.token.is_usable_at(time_fmt::now_micros());
-        fresh.then(|| e.auth.clone())
+        fresh.then_some(e.auth)
     }
 
     /// Keeps `auth`, read from the database after `generation` was taken.
@@ -161,34 +154,16 @@ impl AuthCache {
             auth.tenant,
             Some(NamedTenant::Org(_, None) | NamedTenant::Group(_, None))
         );
-        let weight = weight(auth);
-        if ttl.is_zero() || missing || weight > MAX_WEIGHT || generation != self.generation() {
+        if ttl.is_zero() || missing || weight(auth) > MAX_WEIGHT || generation != self.generation()
+        {
             return;
         }
-        let mut entries = self.lock();
-        if entries.weight + weight > MAX_WEIGHT {
-            entries.retain(|e| e.generation == generation && e.at.elapsed() < ttl);
-            if entries.weight + weight > MAX_WEIGHT {
-                entries.clear();
-            }
-        }
-        let old = entries.map.insert(
-            (hash, named),
-            Entry {
-                at: Instant::now(),
-                generation,
-                weight,
-                auth: auth.clone(),
-            },
-        );
-        entries.weight += weight;
-        if let Some(old) = old {
-            entries.weight -= old.weight;
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        let entry = Entry {
+            at: Instant::now(),
+            generation,
+            auth: auth.clone(),
+        };
+        self.entries.insert((hash, named), entry);
     }
 }
 
@@ -273,7 +248,10 @@ mod tests {
         let aged = Instant::now()
             .checked_sub(Duration::from_secs(61))
             .expect("uptime over a minute");
-        cache.lock().map.values_mut().for_each(|e| e.at = aged);
+        let key = ("h".to_owned(), None);
+        let mut entry = cache.entries.peek(&key).expect("kept");
+        entry.at = aged;
+        cache.entries.insert(key, entry);
         assert_eq!(cached(&cache, "h", None), None);
     }
 
@@ -290,7 +268,7 @@ mod tests {
         let cache = AuthCache::new(Duration::ZERO);
         cache.put("h".into(), None, cache.generation(), &auth(None));
         assert_eq!(cached(&cache, "h", None), None);
-        assert!(cache.lock().map.is_empty());
+        assert!(cache.entries.is_empty());
     }
 
     #[test]
@@ -311,14 +289,13 @@ mod tests {
             let named = Some(TenantRef::Group(Uuid::now_v7()));
             cache.put("m".into(), named, cache.generation(), &member);
         }
-        let held = cache.lock();
-        let memberships: usize = held
-            .map
-            .values()
-            .map(|e| 1 + e.auth.access.group_admin.len())
+        let memberships: usize = cache
+            .entries
+            .iter()
+            .map(|(_, e)| 1 + e.auth.access.group_admin.len())
             .sum();
         assert!(memberships <= MAX_WEIGHT, "{memberships}");
-        assert_eq!(held.weight, memberships);
+        assert_eq!(cache.entries.weight(), memberships as u64);
     }
 
     #[test]
