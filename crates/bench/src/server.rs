@@ -2,14 +2,13 @@
 //! `serve` on a loopback port, and its memory as the kernel reports it.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use auditlake_testkit::{try_spawn_until, try_wait_until, Killed};
 use uuid::Uuid;
 
 /// What `auditlake admin bootstrap --json` created.
@@ -37,7 +36,7 @@ fn command(bin: &Path) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    cmd.stdin(Stdio::null());
     cmd
 }
 
@@ -45,8 +44,9 @@ fn command(bin: &Path) -> Command {
 pub async fn bootstrap(bin: &Path, url: &str) -> anyhow::Result<Boot> {
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        command(bin)
+        tokio::process::Command::from(command(bin))
             .args(["admin", "bootstrap", "--json", "--database-url", url])
+            .kill_on_drop(true)
             .output(),
     )
     .await
@@ -84,7 +84,7 @@ pub async fn bootstrap(bin: &Path, url: &str) -> anyhow::Result<Boot> {
 
 /// A running `auditlake serve`.
 pub struct Server {
-    child: Child,
+    child: Killed,
     /// Its process ID.
     pub pid: u32,
     /// `http://127.0.0.1:PORT`.
@@ -108,84 +108,69 @@ impl Server {
             "--database-url",
             url,
         ];
-        let (server, _) = Self::start_with(bin, &args, &[], 1, log).await?;
+        let (server, _) = Self::start_with(bin, &args, &[], &[], log).await?;
         Ok(server)
     }
 
     /// Starts the binary with `args` (and `envs` on top of the cleaned
-    /// environment) and waits for its first `announced` stdout lines, the
-    /// first of which must be `auditlake listening on http://ADDR` on
-    /// loopback. Returns the server and those lines.
+    /// environment) and waits until it announces `auditlake listening on
+    /// http://ADDR` on loopback and a line starting with each of `more`.
+    /// Returns the server and the rest of those lines, the address first.
     pub async fn start_with(
         bin: &Path,
         args: &[&str],
         envs: &[(&str, &str)],
-        announced: usize,
+        more: &[&str],
         log: PathBuf,
     ) -> anyhow::Result<(Self, Vec<String>)> {
+        const LISTENING: &str = "auditlake listening on http://";
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("creating server log {}", log.display()))?;
-        let mut child = command(bin)
-            .args(args)
+        let mut cmd = command(bin);
+        cmd.args(args)
             .envs(envs.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().ok_or_else(|| anyhow!("server exited at once"))?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut first = Vec::with_capacity(announced);
-        while first.len() < announced.max(1) {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .map_err(|_| {
-                    anyhow!(
-                        "server did not announce its address within 60 s (log: {})",
-                        log.display()
-                    )
-                })??
-                .ok_or_else(|| {
-                    anyhow!("server exited before listening (log: {})", log.display())
-                })?;
-            first.push(line);
-        }
-        let addr = first[0]
-            .strip_prefix("auditlake listening on http://")
-            .ok_or_else(|| anyhow!("unexpected first line from the server: {:?}", first[0]))?
-            .trim()
-            .to_owned();
+            .stderr(Stdio::from(log_file));
+        let wanted: Vec<String> = std::iter::once(LISTENING)
+            .chain(more.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        // Reading the announcement blocks; it is done off the runtime.
+        let (child, announced) = tokio::task::spawn_blocking(move || {
+            let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            try_spawn_until(&mut cmd, &wanted, Duration::from_secs(60))
+        })
+        .await?
+        .with_context(|| format!("starting {} (log: {})", bin.display(), log.display()))?;
+        let addr = announced[0].clone();
         let sock: std::net::SocketAddr = addr.parse().context("server address")?;
         if !sock.ip().is_loopback() {
             bail!("server listens on {sock}, not on loopback");
         }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok((
             Server {
+                pid: child.id(),
                 child,
-                pid,
                 base: format!("http://{addr}"),
             },
-            first,
+            announced,
         ))
     }
 
     /// Asks the server to stop (SIGTERM, a graceful shutdown), killing it
     /// when it has not exited after 20 s.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = Command::new("kill")
+        let _ = tokio::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status()
             .await;
-        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
-            Ok(status) => {
-                status?;
-            }
-            Err(_) => {
-                eprintln!("server {} ignored SIGTERM for 20 s; killing it", self.pid);
-                self.child.kill().await?;
-            }
+        let child = &mut self.child.0;
+        let exited = try_wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+            std::future::ready(child.try_wait())
+        })
+        .await?;
+        if exited.is_none() {
+            eprintln!("server {} ignored SIGTERM for 20 s; killing it", self.pid);
+            child.kill()?;
         }
         Ok(())
     }

@@ -2,55 +2,45 @@
 //! `admin bootstrap --json`, `serve`, and a kill -9 during ingest that must
 //! lose no acknowledged event.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use auditlake_store::testing::TestDb;
 use auditlake_store::{Backend, Store};
+use auditlake_testkit::{wait_until, wait_until_every};
 use serde_json::{json, Value};
 
 mod common;
 
-use common::BIN;
+use common::{Killed, BIN};
 
 fn bootstrap(url: &str) -> Value {
     common::run_json(&["admin", "bootstrap", "--json", "--database-url", url])
 }
 
-/// Starts `auditlake serve` and returns it with its base URL, once it
-/// announced that it listens.
 /// The token `/metrics` wants from the servers of these tests.
 const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
-fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
+/// Starts `auditlake serve` and returns it with its base URL, once it
+/// announced that it listens.
+fn serve(url: &str) -> (Killed, String) {
+    let (child, announced) = common::spawn_until(
+        &[
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--no-lake",
             "--database-url",
             url,
-        ])
-        .env("AUDITLAKE_LOG", "warn")
-        .env("AUDITLAKE_METRICS_TOKEN", METRICS_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn auditlake serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read announce line");
-    let base = line
-        .trim()
-        .strip_prefix("auditlake listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, base)
+        ],
+        &[("AUDITLAKE_METRICS_TOKEN", METRICS_TOKEN)],
+        &["auditlake listening on "],
+    );
+    (child, announced[0].clone())
 }
 
 /// GET with a token, answer parsed as JSON.
@@ -146,8 +136,8 @@ async fn bootstrap_prints_ids_and_a_working_token(backend: Backend) {
             "{id} in {metrics}"
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     db.cleanup().await;
 }
 
@@ -213,8 +203,8 @@ async fn kill_9_during_ingest_loses_no_acknowledged_event(backend: Backend) {
         .await
         .expect("senders acknowledged enough");
     // SIGKILL while requests are in flight.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     for s in senders {
         s.await.unwrap();
     }
@@ -246,8 +236,8 @@ async fn kill_9_during_ingest_loses_no_acknowledged_event(backend: Backend) {
         "the log stays gapless across the crash"
     );
     store.close().await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let reports = common::run_json(&["verify", "--json", "--database-url", &db.url]);
     assert!(
         reports
@@ -372,7 +362,7 @@ async fn sigterm_shuts_down_gracefully(backend: Backend) {
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
+    let exit = child.0.wait().unwrap();
     assert!(exit.success(), "server exited with {exit}");
     let store = Store::connect(&db.url).await.unwrap();
     assert!(store.head().await.unwrap() > 0);
@@ -444,7 +434,7 @@ async fn serve_keeps_serving_when_its_stdout_is_closed() {
     let dir = tempfile::tempdir().unwrap();
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let mut child = common::Killed(
+    let mut child = Killed(
         Command::new(BIN)
             .args([
                 "--log-format",
@@ -490,8 +480,8 @@ async fn serve_keeps_serving_when_its_stdout_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_tenants_and_generates_events() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
+    let (_child, banner) = common::spawn_until(
+        &[
             "demo",
             "--listen",
             "127.0.0.1:0",
@@ -500,33 +490,16 @@ async fn demo_serves_tenants_and_generates_events() {
             "--rate",
             "50",
             "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("AUDITLAKE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn auditlake demo");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut url, mut token, mut group) = (None, None, None);
-    while url.is_none() || token.is_none() || group.is_none() {
-        let line = lines.next().expect("demo banner").unwrap();
-        let mut parts = line.split_whitespace();
-        match (parts.next(), parts.next()) {
-            (Some("url:"), Some(v)) => url = Some(v.to_owned()),
-            (Some("token:"), Some(v)) => token = Some(v.to_owned()),
-            (Some("group_id:"), Some(v)) => group = Some(v.to_owned()),
-            _ => {}
-        }
-    }
-    let (url, token, group) = (url.unwrap(), token.unwrap(), group.unwrap());
-    // The demo registers its group with its own lake and prints the seed's
-    // query for it.
-    let query_line = loop {
-        let line = lines.next().expect("demo lake banner").unwrap();
-        if let Some(rest) = line.trim().strip_prefix("auditlake lake query ") {
-            break rest.to_owned();
-        }
-    };
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+        // The demo registers its group with its own lake and prints the
+        // seed's query for it.
+        &["url:", "token:", "group_id:", "auditlake lake query "],
+    );
+    let [url, token, group, query_line] = <[String; 4]>::try_from(banner).unwrap();
+    // `token:    TOKEN   (EMAIL, admin of group "...")`
+    let token = token.split_whitespace().next().unwrap().to_owned();
     let (flags, sql) = query_line.split_once(" \"").expect("quoted SQL");
     let sql = sql.trim_end_matches('"').to_owned();
     let mut query_args: Vec<String> = ["lake", "query", "--json"].map(String::from).to_vec();
@@ -535,28 +508,31 @@ async fn demo_serves_tenants_and_generates_events() {
     let http = reqwest::Client::new();
     // The generator runs at 50 actions/s; wait (bounded) until its
     // settings edits and ingested project events show up.
-    let mut seen = HashSet::new();
-    for _ in 0..200 {
-        let page = get_json(
-            &http,
-            &format!("{url}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=100"),
-            &token,
-        )
-        .await;
-        for item in page["data"]["items"].as_array().unwrap() {
-            seen.insert(item["event"].as_str().unwrap().to_owned());
-        }
-        if seen.contains("org.settings.edit")
-            && seen.iter().any(|e| {
-                e.starts_with("org.project.")
-                    || e.starts_with("org.target.")
-                    || e.starts_with("org.webhook.")
-            })
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let seen = RefCell::new(HashSet::new());
+    wait_until(
+        "the demo's actions show up in a search",
+        Duration::from_secs(30),
+        || async {
+            let page = get_json(
+                &http,
+                &format!("{url}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=100"),
+                &token,
+            )
+            .await;
+            let mut seen = seen.borrow_mut();
+            for item in page["data"]["items"].as_array().unwrap() {
+                seen.insert(item["event"].as_str().unwrap().to_owned());
+            }
+            seen.contains("org.settings.edit")
+                && seen.iter().any(|e| {
+                    e.starts_with("org.project.")
+                        || e.starts_with("org.target.")
+                        || e.starts_with("org.webhook.")
+                })
+        },
+    )
+    .await;
+    let seen = seen.into_inner();
     for expected in [
         "group.create",
         "org.create",
@@ -567,25 +543,29 @@ async fn demo_serves_tenants_and_generates_events() {
         assert!(seen.contains(expected), "{expected} missing from {seen:?}");
     }
     // ...and the printed seed query finds the users' actions in the lake.
-    let mut lake_names = HashSet::new();
-    for _ in 0..300 {
-        let out = Command::new(BIN).args(&query_args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for r in rows.as_array().unwrap() {
-            assert!(r["useridentity"].as_str().unwrap().contains("principalid="));
-            lake_names.insert(r["eventname"].as_str().unwrap().to_owned());
-        }
-        if lake_names.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let lake_names = RefCell::new(HashSet::new());
+    // A `lake query` is a process of its own: looked for less often.
+    wait_until_every(
+        "the seed query finds two kinds of action",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || async {
+            let out = Command::new(BIN).args(&query_args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let mut lake_names = lake_names.borrow_mut();
+            for r in rows.as_array().unwrap() {
+                assert!(r["useridentity"].as_str().unwrap().contains("principalid="));
+                lake_names.insert(r["eventname"].as_str().unwrap().to_owned());
+            }
+            lake_names.len() >= 2
+        },
+    )
+    .await;
+    let lake_names = lake_names.into_inner();
     assert!(lake_names.len() >= 2, "the lake got {lake_names:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

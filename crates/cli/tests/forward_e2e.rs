@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 mod common;
 
+use auditlake_testkit::wait_until_every;
 use common::{json_of, run, spawn_until, Killed};
 
 /// Runs `sql` through `auditlake lake query --json` until `done` holds for
@@ -32,28 +33,31 @@ async fn query_until(
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
     let dir = lake_dir.to_str().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows = json_of(&run(&[
-            "lake",
-            "query",
-            "--json",
-            "--data-dir",
-            dir,
-            "--endpoint",
-            url,
-            sql,
-        ]));
-        let rows = rows.as_array().unwrap().clone();
-        if done(&rows) {
-            return rows;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lake never showed the expected rows; last: {rows:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Each look is a `lake query` process of its own.
+    wait_until_every(
+        "the lake shows the expected rows",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || async {
+            let rows = json_of(&run(&[
+                "lake",
+                "query",
+                "--json",
+                "--data-dir",
+                dir,
+                "--endpoint",
+                url,
+                sql,
+            ]));
+            let rows = rows.as_array().unwrap().clone();
+            if done(&rows) {
+                Ok(rows)
+            } else {
+                Err(rows)
+            }
+        },
+    )
+    .await
 }
 
 async fn seed_flow(backend: Backend) {
@@ -444,18 +448,21 @@ async fn until_list(
     secs: u64,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let list = integration_list(db_url);
-        if done(&list) {
-            return list;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Each look is an `integrations list` process of its own.
+    wait_until_every(
+        what,
+        Duration::from_secs(secs),
+        Duration::from_millis(50),
+        || async {
+            let list = integration_list(db_url);
+            if done(&list) {
+                Ok(list)
+            } else {
+                Err(list)
+            }
+        },
+    )
+    .await
 }
 
 /// Waits (bounded) until nothing is waiting for any integration; returns

@@ -4,16 +4,19 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+use auditlake_testkit::Killed;
 use aws_sdk_cloudtraildata as ctd;
 
 const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 
 /// Starts `auditlake lake serve` on a free port; returns it, its URL and
 /// the credentials file it announced. The listening line must come first
-/// (scripts wait for it), the generated key's location right after.
-fn lake_serve(dir: &Path) -> (Child, String, String) {
+/// (scripts wait for it), the generated key's location right after: the
+/// lines are read here, in order, rather than by `spawn_until`, which
+/// takes them in any order.
+fn lake_serve(dir: &Path) -> (Killed, String, String) {
     let mut child = Command::new(BIN)
         .args(["lake", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -23,6 +26,7 @@ fn lake_serve(dir: &Path) -> (Child, String, String) {
         .spawn()
         .expect("spawn auditlake lake serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let child = Killed(child);
     let mut next = || lines.next().expect("announce line").unwrap();
     let first = next();
     let url = first
@@ -151,8 +155,8 @@ async fn setup_ingest_kill_9_restart_and_query() {
 
     // Kill -9 right after the acknowledgements, then restart on the same
     // directory.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let (mut child, url, _) = lake_serve(dir.path());
 
     let rows: serde_json::Value = serde_json::from_str(&cli(
@@ -185,6 +189,6 @@ async fn setup_ingest_kill_9_restart_and_query() {
         !table.contains("principalid=user-89,"),
         "only the newest ten: {table}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 }

@@ -6,10 +6,12 @@
 //! under an address-space cap, so a regression fails the test rather than
 //! exhausting the machine.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use auditlake_store::testing::TestDb;
 use auditlake_store::Backend;
+use auditlake_testkit::wait_until_every;
 use aws_sdk_cloudtrail::types::QueryStatus;
 use serde_json::json;
 
@@ -218,7 +220,7 @@ async fn hostile_corpus(backend: Backend) {
     // The peak from here on.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
 
-    let mut during = Vec::new();
+    let during = RefCell::new(Vec::new());
     let mut ended = Vec::new();
     for statements in corpus(&store) {
         let mut ids = Vec::new();
@@ -239,45 +241,56 @@ async fn hostile_corpus(backend: Backend) {
             }
         }
         for (id, sql) in ids {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (health, ingest) = probe().await;
-                assert!(
-                    health < Duration::from_secs(1),
-                    "{sql}: /healthz took {health:?}"
-                );
-                assert!(
-                    ingest < Duration::from_secs(1),
-                    "{sql}: ingest took {ingest:?}"
-                );
-                during.push(ingest);
-                let d = control.describe_query().query_id(&id).send().await.unwrap();
-                let status = d.query_status().unwrap().clone();
-                match status {
-                    QueryStatus::Queued | QueryStatus::Running => {
-                        assert!(Instant::now() < deadline, "{sql}: never ended");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+            // Every look probes the server too: it must answer while the
+            // statement runs.
+            let d = wait_until_every(
+                &format!("{sql} ends"),
+                Duration::from_secs(60),
+                Duration::from_millis(100),
+                || {
+                    let probing = probe();
+                    let (during, control, id, sql) = (&during, &control, &id, &sql);
+                    async move {
+                        let (health, ingest) = probing.await;
+                        assert!(
+                            health < Duration::from_secs(1),
+                            "{sql}: /healthz took {health:?}"
+                        );
+                        assert!(
+                            ingest < Duration::from_secs(1),
+                            "{sql}: ingest took {ingest:?}"
+                        );
+                        during.borrow_mut().push(ingest);
+                        let d = control.describe_query().query_id(id).send().await.unwrap();
+                        match d.query_status().unwrap() {
+                            QueryStatus::Queued | QueryStatus::Running => None,
+                            _ => Some(d),
+                        }
                     }
-                    QueryStatus::Finished => break,
-                    QueryStatus::Failed | QueryStatus::TimedOut => {
-                        let message = d.error_message().unwrap_or_default().to_owned();
-                        assert!(!message.is_empty(), "{sql}: {status:?} without a message");
-                        // GetQueryResults answers normally afterwards.
-                        let r = control
-                            .get_query_results()
-                            .query_id(&id)
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(r.query_status(), Some(&status));
-                        ended.push(format!("{status:?}: {message}"));
-                        break;
-                    }
-                    other => panic!("{sql}: {other:?}"),
+                },
+            )
+            .await;
+            let status = d.query_status().unwrap().clone();
+            match status {
+                QueryStatus::Finished => {}
+                QueryStatus::Failed | QueryStatus::TimedOut => {
+                    let message = d.error_message().unwrap_or_default().to_owned();
+                    assert!(!message.is_empty(), "{sql}: {status:?} without a message");
+                    // GetQueryResults answers normally afterwards.
+                    let r = control
+                        .get_query_results()
+                        .query_id(&id)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.query_status(), Some(&status));
+                    ended.push(format!("{status:?}: {message}"));
                 }
+                other => panic!("{sql}: {other:?}"),
             }
         }
     }
+    let during = during.into_inner();
     let peak = rss_kib(pid, "VmHWM:");
     assert!(
         peak < resting + 300 * 1024,

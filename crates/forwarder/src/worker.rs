@@ -13,11 +13,15 @@
 //!   the worker before its next write; the supervisor leases afresh.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auditlake_core::integration::Status;
 use auditlake_core::time_fmt;
 use auditlake_store::{Delivery, Lease};
+use tokio::sync::watch;
+// Tokio's clock, not `std`'s: the same in production, and it lets the
+// backoff and renewal timing be tested under a paused clock.
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::batch::{self, Entry};
@@ -232,22 +236,30 @@ impl Worker {
     /// Sleeps for `d`, renewing the lease on the way; stops early on
     /// shutdown or a lost lease.
     async fn pause(&mut self, d: Duration) -> Result<(), Stop> {
-        let until = Instant::now() + d;
         let step = self.shared.config.lease_ttl / 3;
-        loop {
-            let now = Instant::now();
-            if now >= until {
-                return Ok(());
-            }
-            let mut shutdown = self.shared.shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep((until - now).min(step)) => {}
-                _ = shutdown.wait_for(|s| *s) => return Err(Stop::Shutdown),
-            }
-            self.keep_lease().await?;
-        }
+        let shutdown = self.shared.shutdown.clone();
+        pause(self, d, step, shutdown).await
     }
 
+    fn delivered(&self, entries: &[Entry], events: &[auditlake_core::AuditEvent]) {
+        let now = time_fmt::now_micros();
+        metrics::counter!("auditlake_forwarder_events_delivered_total")
+            .increment(entries.len() as u64);
+        let latency = metrics::histogram!("auditlake_forwarder_delivery_seconds");
+        for e in events.iter().take(entries.len()) {
+            latency.record((now - e.created_us).max(0) as f64 / 1e6);
+        }
+    }
+}
+
+/// What a pause keeps alive while it waits.
+trait KeepLease {
+    /// Renews the lease if it is due; `Err(Stop::LeaseLost)` once it is
+    /// someone else's.
+    async fn keep_lease(&mut self) -> Result<(), Stop>;
+}
+
+impl KeepLease for Worker {
     /// Renews the lease once a third of it has passed.
     async fn keep_lease(&mut self) -> Result<(), Stop> {
         if self.renewed.elapsed() < self.shared.config.lease_ttl / 3 {
@@ -266,14 +278,147 @@ impl Worker {
             }
         }
     }
+}
 
-    fn delivered(&self, entries: &[Entry], events: &[auditlake_core::AuditEvent]) {
-        let now = time_fmt::now_micros();
-        metrics::counter!("auditlake_forwarder_events_delivered_total")
-            .increment(entries.len() as u64);
-        let latency = metrics::histogram!("auditlake_forwarder_delivery_seconds");
-        for e in events.iter().take(entries.len()) {
-            latency.record((now - e.created_us).max(0) as f64 / 1e6);
+/// Sleeps for `d` on tokio's clock, keeping `lease` at least every `step`
+/// on the way (a backoff may outlast the lease); stops early on shutdown
+/// or a lost lease.
+async fn pause(
+    lease: &mut impl KeepLease,
+    d: Duration,
+    step: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    let until = Instant::now() + d;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
         }
+        tokio::select! {
+            _ = tokio::time::sleep((until - now).min(step)) => {}
+            _ = shutdown.wait_for(|s| *s) => return Err(Stop::Shutdown),
+        }
+        lease.keep_lease().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The pause runs on tokio's clock only, so these tests pause it: a
+    // minute of backoff takes no real time, and every instant is exact.
+
+    /// A lease that records when it was kept and is lost at the `lose_at`th
+    /// renewal.
+    struct Recorded {
+        kept: Vec<Instant>,
+        lose_at: Option<usize>,
+    }
+
+    impl KeepLease for Recorded {
+        async fn keep_lease(&mut self) -> Result<(), Stop> {
+            self.kept.push(Instant::now());
+            if Some(self.kept.len()) == self.lose_at {
+                return Err(Stop::LeaseLost);
+            }
+            Ok(())
+        }
+    }
+
+    fn recorded(lose_at: Option<usize>) -> Recorded {
+        Recorded {
+            kept: Vec::new(),
+            lose_at,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lasts_its_backoff_and_keeps_the_lease_on_the_way() {
+        let (_tx, rx) = watch::channel(false);
+        let mut lease = recorded(None);
+        let start = Instant::now();
+        // A 10 s backoff under a 3 s lease, renewed every third of it.
+        pause(
+            &mut lease,
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            rx,
+        )
+        .await
+        .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        let at: Vec<Duration> = lease.kept.iter().map(|t| *t - start).collect();
+        let want: Vec<Duration> = (1..=10).map(Duration::from_secs).collect();
+        assert_eq!(at, want, "the lease is kept every step");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_step_of_a_pause_is_cut_to_the_backoff() {
+        let (_tx, rx) = watch::channel(false);
+        let mut lease = recorded(None);
+        let start = Instant::now();
+        pause(
+            &mut lease,
+            Duration::from_millis(2_500),
+            Duration::from_secs(1),
+            rx,
+        )
+        .await
+        .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(2_500));
+        assert_eq!(lease.kept.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_pause_returns_at_once_without_renewing() {
+        let (_tx, rx) = watch::channel(false);
+        let mut lease = recorded(None);
+        let start = Instant::now();
+        pause(&mut lease, Duration::ZERO, Duration::from_secs(1), rx)
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(lease.kept.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_cuts_a_pause_short() {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(4_500)).await;
+            tx.send(true).unwrap();
+            // Kept open until the pause has seen it.
+            tokio::time::sleep(Duration::from_secs(3_600)).await;
+        });
+        let mut lease = recorded(None);
+        let start = Instant::now();
+        let stop = pause(
+            &mut lease,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+            rx,
+        )
+        .await;
+        assert_eq!(stop, Err(Stop::Shutdown));
+        assert_eq!(start.elapsed(), Duration::from_millis(4_500));
+        assert_eq!(lease.kept.len(), 4, "kept until the shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_lease_ends_a_pause_at_the_renewal_that_finds_it() {
+        let (_tx, rx) = watch::channel(false);
+        let mut lease = recorded(Some(3));
+        let start = Instant::now();
+        let stop = pause(
+            &mut lease,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+            rx,
+        )
+        .await;
+        assert_eq!(stop, Err(Stop::LeaseLost));
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 }

@@ -3,7 +3,6 @@
 //! the lake, for which integration), failing destinations that recover,
 //! replay, and leases shared by several forwarders.
 
-use std::future::Future;
 use std::time::Duration;
 
 use auditlake_cloudtrail::client::setup;
@@ -12,6 +11,7 @@ use auditlake_core::{Actor, Integration, Scope, User};
 use auditlake_forwarder::{Backoff, ForwarderConfig, Target};
 use auditlake_lake::testing::{key, LocalLake, OWNER, PARTNER};
 use auditlake_store::{store_test, Store};
+use auditlake_testkit::wait_until;
 use serde_json::{json, Value};
 
 fn config(lake: &LocalLake) -> ForwarderConfig {
@@ -33,29 +33,13 @@ fn config(lake: &LocalLake) -> ForwarderConfig {
     c
 }
 
-/// Polls `check` every 50 ms until it gives a value, failing after 30 s
-/// with `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long a condition of these tests may take to hold: delivery and
+/// queries run against a real database and a real lake.
+const WITHIN: Duration = Duration::from_secs(30);
 
 /// Waits until `i` has delivered everything the log holds for it.
 async fn drained(store: &Store, i: &Integration) -> Integration {
-    eventually("the integration is caught up", || async {
+    wait_until("the integration is caught up", WITHIN, || async {
         let now = store.integration(i.scope, i.id).await.unwrap().unwrap();
         (store.lag(&now).await.unwrap().events == 0).then_some(now)
     })
@@ -74,7 +58,7 @@ async fn query(lake: &LocalLake, sql: &str) -> Vec<Value> {
         .query_id()
         .unwrap()
         .to_owned();
-    let status = eventually("the query finishes", || async {
+    let status = wait_until("the query finishes", WITHIN, || async {
         let d = ct.describe_query().query_id(&id).send().await.unwrap();
         let status = d.query_status().unwrap().as_str().to_owned();
         (status != "QUEUED" && status != "RUNNING").then_some(status)
@@ -280,7 +264,7 @@ store_test!(
             .await
             .unwrap();
 
-        let failing = eventually("the integration reports failing", || async {
+        let failing = wait_until("the integration reports failing", WITHIN, || async {
             let now = store.integration(i.scope, i.id).await.unwrap().unwrap();
             (now.status == Status::Failing).then_some(now)
         })

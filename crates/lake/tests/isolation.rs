@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use auditlake_lake::QueryLimits;
+use auditlake_testkit::wait_until;
 use aws_sdk_cloudtrail::types::QueryStatus;
 
 use common::*;
@@ -113,21 +114,18 @@ async fn an_accumulator_past_the_limit_fails_and_a_long_query_times_out() {
     let long = start(&c, &endless(&s)).await;
     // Its worker: one that was not running before (other tests' lakes
     // keep idle workers of their own).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    let ours = loop {
-        let new: Vec<String> = worker_pids()
-            .into_iter()
-            .filter(|p| !before.contains(p))
-            .collect();
-        if !new.is_empty() {
-            break new;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no worker runs the query"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let ours = wait_until(
+        "a worker runs the query",
+        Duration::from_secs(2),
+        || async {
+            let new: Vec<String> = worker_pids()
+                .into_iter()
+                .filter(|p| !before.contains(p))
+                .collect();
+            (!new.is_empty()).then_some(new)
+        },
+    )
+    .await;
     let (status, message) = wait_ended(&c, &long).await;
     assert_eq!(status, QueryStatus::TimedOut, "{message:?}");
     assert_eq!(
@@ -135,14 +133,12 @@ async fn an_accumulator_past_the_limit_fails_and_a_long_query_times_out() {
         Some("The query ran longer than 3 seconds.")
     );
     // Its process is gone, not left running in the background.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while worker_pids().iter().any(|p| ours.contains(p)) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a timed-out worker lives on"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the timed-out worker is gone",
+        Duration::from_secs(10),
+        || async { !worker_pids().iter().any(|p| ours.contains(p)) },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,9 +353,10 @@ fn generated_joins_and_aggregates_end_within_the_limits() {
                 // A worker gets its limit between its start and its job;
                 // one still without it 200 ms after it was first seen has
                 // none.
-                let mut unconfined: std::collections::HashMap<String, tokio::time::Instant> =
-                    Default::default();
-                loop {
+                let unconfined: std::cell::RefCell<
+                    std::collections::HashMap<String, tokio::time::Instant>,
+                > = Default::default();
+                wait_until(&format!("{sql} ends"), QUERY_WITHIN, || async {
                     for pid in worker_pids() {
                         let limits_text = std::fs::read_to_string(format!("/proc/{pid}/limits"))
                             .unwrap_or_default();
@@ -378,6 +375,7 @@ fn generated_joins_and_aggregates_end_within_the_limits() {
                             seen_workers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         } else {
                             let first = *unconfined
+                                .borrow_mut()
                                 .entry(pid)
                                 .or_insert_with(tokio::time::Instant::now);
                             assert!(
@@ -388,17 +386,16 @@ fn generated_joins_and_aggregates_end_within_the_limits() {
                     }
                     let d = c.describe_query().query_id(&id).send().await.unwrap();
                     match d.query_status().unwrap() {
-                        QueryStatus::Queued | QueryStatus::Running => {
-                            tokio::time::sleep(Duration::from_millis(20)).await
-                        }
-                        QueryStatus::Finished | QueryStatus::TimedOut => break,
+                        QueryStatus::Queued | QueryStatus::Running => false,
+                        QueryStatus::Finished | QueryStatus::TimedOut => true,
                         QueryStatus::Failed => {
                             assert!(!d.error_message().unwrap_or("").is_empty(), "{sql}");
-                            break;
+                            true
                         }
                         other => panic!("{sql}: {other:?}"),
                     }
-                }
+                })
+                .await;
             });
             Ok(())
         })

@@ -499,22 +499,21 @@ api_test!(
             other.get(&format!("?query={id}")).await.0,
             StatusCode::NOT_FOUND
         );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let (status, text) = console.get(&format!("?query={id}")).await;
-            if !text.contains(r#"http-equiv="refresh""#) {
-                assert_eq!(status, StatusCode::BAD_REQUEST);
-                assert!(
-                    text.contains("TIMED_OUT: The query ran longer than 4 seconds."),
-                    "{text}"
-                );
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the query never ended"
-            );
-        }
+        // The page refreshes itself until the query ends.
+        let (status, text) = auditlake_testkit::wait_until(
+            "the query ends",
+            std::time::Duration::from_secs(30),
+            || async {
+                let (status, text) = console.get(&format!("?query={id}")).await;
+                (!text.contains(r#"http-equiv="refresh""#)).then_some((status, text))
+            },
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            text.contains("TIMED_OUT: The query ran longer than 4 seconds."),
+            "{text}"
+        );
     }
 );
 

@@ -25,6 +25,7 @@ use auditlake_core::{time_fmt, Actor, Integration, NewEvent, Scope};
 use auditlake_forwarder::{ForwarderConfig, Target};
 use auditlake_lake::testing::{key, LocalLake, OWNER, REGION};
 use auditlake_store::{Page, Store};
+use auditlake_testkit::try_wait_until;
 
 /// Benchmarks the forwarder (issue 5's targets).
 #[derive(Debug, Parser)]
@@ -152,20 +153,18 @@ fn forwarder_config(lake: &LocalLake) -> ForwarderConfig {
 /// Waits until no integration has events after its cursor.
 async fn drained(store: &Store, deadline: Duration) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    loop {
-        // An observer name that holds no lease, and a time at which every
-        // lease has expired: every integration with work is listed.
-        if store
+    // An observer name that holds no lease, and a time at which every
+    // lease has expired: every integration with work is listed.
+    let drained = try_wait_until(deadline, Duration::from_millis(20), || async {
+        let waiting = store
             .integrations_with_work("bench-observer", i64::MAX)
-            .await?
-            .is_empty()
-        {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > deadline {
-            bail!("not drained after {deadline:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+            .await?;
+        anyhow::Ok(waiting.is_empty().then_some(()))
+    })
+    .await?;
+    match drained {
+        Some(()) => Ok(start.elapsed()),
+        None => bail!("not drained after {deadline:?}"),
     }
 }
 

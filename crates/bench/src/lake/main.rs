@@ -15,10 +15,11 @@
 //! process. Every load loop is bounded by a count and a deadline.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use auditlake_testkit::{try_spawn_until, Killed};
 use aws_sdk_cloudtrail as ct;
 use aws_sdk_cloudtraildata as ctd;
 use clap::Parser;
@@ -71,43 +72,37 @@ fn key() -> AccessKey {
 }
 
 struct Server {
-    child: Child,
+    child: Killed,
     url: String,
 }
 
 impl Server {
     fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
-        use std::io::BufRead as _;
         let k = key();
-        let mut child = Command::new(bin)
-            .args(["lake", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(bin);
+        cmd.args(["lake", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .env("AUDITLAKE_LOG", "warn")
             .env("AUDITLAKE_LAKE_ACCESS_KEY_ID", &k.access_key_id)
             .env("AUDITLAKE_LAKE_SECRET_ACCESS_KEY", &k.secret_access_key)
-            .env("AUDITLAKE_LAKE_ACCOUNT_ID", &k.account_id)
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines
-                .next()
-                .context("the lake exited before announcing")??;
-            if let Some(url) = line.strip_prefix("auditlake lake listening on ") {
-                return Ok(Self {
-                    child,
-                    url: url.to_owned(),
-                });
-            }
-        }
+            .env("AUDITLAKE_LAKE_ACCOUNT_ID", &k.account_id);
+        let (child, announced) = try_spawn_until(
+            &mut cmd,
+            &["auditlake lake listening on "],
+            Duration::from_secs(60),
+        )
+        .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Self {
+            child,
+            url: announced[0].clone(),
+        })
     }
 
     fn stop(mut self) -> anyhow::Result<()> {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
-        self.child.wait()?;
+        self.child.0.wait()?;
         Ok(())
     }
 }

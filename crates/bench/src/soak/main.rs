@@ -53,6 +53,7 @@ use uuid::Uuid;
 use auditlake_core::{time_fmt, Integration, Scope};
 use auditlake_lake::AccessKey;
 use auditlake_store::{Page, Store};
+use auditlake_testkit::try_wait_until;
 
 use server::{rss, Server};
 
@@ -445,18 +446,19 @@ async fn integrations(store: &Store) -> anyhow::Result<Vec<Integration>> {
 /// keep making new work for the forwarder.
 async fn drain(store: &Store, limit: Duration) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    loop {
-        let mut waiting = 0;
+    let waiting = std::cell::Cell::new(0);
+    let drained = try_wait_until(limit, Duration::from_millis(200), || async {
+        let mut n = 0;
         for i in integrations(store).await? {
-            waiting += store.lag(&i).await?.events;
+            n += store.lag(&i).await?.events;
         }
-        if waiting == 0 {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > limit {
-            bail!("{waiting} events still waiting after {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        waiting.set(n);
+        anyhow::Ok((n == 0).then_some(()))
+    })
+    .await?;
+    match drained {
+        Some(()) => Ok(start.elapsed()),
+        None => bail!("{} events still waiting after {limit:?}", waiting.get()),
     }
 }
 
@@ -564,15 +566,11 @@ async fn main() -> anyhow::Result<()> {
         &bin,
         &serve_args,
         &envs,
-        2,
+        &["auditlake lake listening on "],
         args.out.join("soak-server.log"),
     )
     .await?;
-    let lake_url = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("auditlake lake listening on "))
-        .map(|s| s.trim().to_owned())
-        .ok_or_else(|| anyhow!("the server did not announce its lake: {lines:?}"))?;
+    let lake_url = lines[1].clone();
     eprintln!("server {} (pid {}), lake {lake_url}", srv.base, srv.pid);
     let result = run(&args, minutes, &boot, &srv, &lake_url, &key, &db_url).await;
     let stopped = srv.stop().await;

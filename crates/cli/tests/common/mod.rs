@@ -1,13 +1,15 @@
-//! Helpers the CLI's end-to-end tests share: the binary, processes that are
-//! killed when a test ends, commands whose output is JSON.
+//! Helpers the CLI's end-to-end tests share: the binary, started the way
+//! the tests start it (the spawning itself is `auditlake-testkit`'s),
+//! commands whose output is JSON.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+
+pub use auditlake_testkit::Killed;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_auditlake");
 
@@ -17,20 +19,11 @@ pub fn bin() -> std::ffi::OsString {
     std::env::var_os("AUDITLAKE_TEST_BIN").unwrap_or_else(|| BIN.into())
 }
 
-/// Kills the child when the test ends, also on a panic.
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Spawns `auditlake ARGS` and reads stdout until a line starts with each
-/// of `wanted`; returns the process and the rest of each such line. The
-/// rest of stdout is read (and dropped) on a thread, so a line the process
-/// prints later never meets a closed or full pipe.
+/// Spawns `auditlake ARGS` with `env` and reads stdout until a line starts
+/// with each of `wanted`; returns the process, killed when dropped, and the
+/// rest of each such line (see [`auditlake_testkit::spawn_until`]). The
+/// child sees no AWS configuration of the machine running the tests and no
+/// lake key from their environment.
 pub fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Killed, Vec<String>) {
     let mut cmd = Command::new(bin());
     cmd.env("AWS_CONFIG_FILE", "/nonexistent")
@@ -38,30 +31,11 @@ pub fn spawn_until(args: &[&str], env: &[(&str, &str)], wanted: &[&str]) -> (Kil
         .env("AWS_EC2_METADATA_DISABLED", "true");
     cmd.args(args)
         .env("AUDITLAKE_LOG", "warn")
-        .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID")
-        .stdout(Stdio::piped());
+        .env_remove("AUDITLAKE_LAKE_ACCESS_KEY_ID");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn auditlake");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut found: Vec<Option<String>> = vec![None; wanted.len()];
-    while found.iter().any(Option::is_none) {
-        let line = lines
-            .next()
-            .expect("the process exited before announcing itself")
-            .unwrap();
-        for (i, w) in wanted.iter().enumerate() {
-            if let Some(rest) = line.strip_prefix(w) {
-                found[i] = Some(rest.trim().to_owned());
-            }
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    (
-        Killed(child),
-        found.into_iter().map(Option::unwrap).collect(),
-    )
+    auditlake_testkit::spawn_until(&mut cmd, wanted)
 }
 
 /// Runs `auditlake ARGS`, which must succeed; its stdout.

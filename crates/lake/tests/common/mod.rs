@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use auditlake_lake::{AccessKey, Lake};
+use auditlake_testkit::wait_until;
 use aws_sdk_cloudtrail as ct;
 use aws_sdk_cloudtraildata as ctd;
 
@@ -220,29 +221,25 @@ pub async fn run_query(client: &ct::Client, sql: &str) -> Vec<Vec<(String, Strin
     }
 }
 
+/// How long a query may take to end: queries run in worker processes,
+/// which a loaded machine slows down.
+pub const QUERY_WITHIN: Duration = Duration::from_secs(120);
+
 /// Polls `DescribeQuery` until the query is no longer queued or running;
 /// its status and error message.
 pub async fn wait_ended(client: &ct::Client, id: &str) -> (ct::types::QueryStatus, Option<String>) {
     use ct::types::QueryStatus;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    wait_until(&format!("query {id} ends"), QUERY_WITHIN, || async {
         let d = client.describe_query().query_id(id).send().await.unwrap();
         match d.query_status() {
-            Some(QueryStatus::Queued | QueryStatus::Running) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "query {id} never ended"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => {
-                return (
-                    other.cloned().expect("a status"),
-                    d.error_message().map(str::to_owned),
-                )
-            }
+            Some(QueryStatus::Queued | QueryStatus::Running) => None,
+            other => Some((
+                other.cloned().expect("a status"),
+                d.error_message().map(str::to_owned),
+            )),
         }
-    }
+    })
+    .await
 }
 
 /// Puts `n` events into the channel, in calls of 100.
@@ -272,16 +269,10 @@ pub async fn put_events(data: &ctd::Client, channel_arn: &str, n: usize) {
 /// Polls `DescribeQuery` until the query ends, as a client does; panics
 /// unless it finished.
 pub async fn wait_finished(client: &ct::Client, id: &str) {
-    use ct::types::QueryStatus;
-    for _ in 0..600 {
-        let d = client.describe_query().query_id(id).send().await.unwrap();
-        match d.query_status() {
-            Some(QueryStatus::Finished) => return,
-            Some(QueryStatus::Queued | QueryStatus::Running) => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => panic!("query {id} ended {other:?}: {:?}", d.error_message()),
-        }
-    }
-    panic!("query {id} did not finish in 12 s");
+    let (status, message) = wait_ended(client, id).await;
+    assert_eq!(
+        status,
+        ct::types::QueryStatus::Finished,
+        "query {id} ended {status:?}: {message:?}"
+    );
 }
