@@ -186,7 +186,7 @@ pub async fn rest(State(state): State<AppState>, mut req: Request, next: Next) -
 
 /// Route layer of one versioned resource's handlers (see
 /// `rest::router`): names the resource's `releases`, which the
-/// [`crate::extract::Caller`] extractor resolves the requested version
+/// `Caller` extractor resolves the requested version
 /// against right after authentication, before the handler's own work.
 pub async fn serve_release(releases: &'static [Version], req: Request, next: Next) -> Response {
     let ctx = req.extensions().get::<RequestCtx>().cloned();
