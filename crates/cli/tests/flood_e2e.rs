@@ -36,7 +36,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// body was still being sent. A server may answer an over-limit or
 /// unauthenticated request at once and close without reading the rest of
 /// its body; a client still writing it then sees the write fail (broken
-/// pipe, reset) instead of the answer (a CI run of 2026-11-27 did).
+/// pipe, reset) instead of the answer, depending on timing.
 fn closed_mid_body(e: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

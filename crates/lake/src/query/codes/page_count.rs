@@ -9,8 +9,8 @@
 //! bit-packed group of eight codes is a few shifts, so counting reads the
 //! codes where they lie instead of turning them into Arrow arrays; each
 //! dictionary entry becomes a group once per row group. Decoding the rows,
-//! even grouped on codes ([`super::dict_group`]), spent most of the query's
-//! time checking and expanding every code (BENCHMARKS.md).
+//! even grouped on codes ([`super::dict_group`]), spends most of such a
+//! query's time checking and expanding every code.
 //!
 //! [`CountFromPages::try_new`] takes the place of an aggregation when every
 //! aggregate counts rows (`count(*)`, `count(1)`, or none at all) and its
