@@ -199,7 +199,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         _ => None,
     };
-    banner(bound.api, &world);
+    banner(bound.api, &world, args.limits.metrics_token.is_some());
     if let (Some(eds), Some(lake_addr)) = (lake_store, bound.lake) {
         lake_banner(&eds, lake_addr, &args.data_dir);
     }
@@ -300,8 +300,15 @@ fn lake_banner(eds: &str, lake: SocketAddr, data_dir: &std::path::Path) {
     );
 }
 
-fn banner(addr: SocketAddr, w: &World) {
+/// The demo's welcome: where it serves, as whom, and requests to try.
+/// `/metrics` is mentioned only when it is on (`--metrics-token`).
+fn banner(addr: SocketAddr, w: &World, metrics: bool) {
     let base = format!("http://{addr}");
+    let metrics = if metrics {
+        format!("    metrics: {base}/metrics (Authorization: Bearer <--metrics-token>)")
+    } else {
+        String::new()
+    };
     let (_, email, token) = &w.users[0];
     let org = w.orgs.first().map(|o| o.0).unwrap_or_default();
     say!(
@@ -319,7 +326,7 @@ fn banner(addr: SocketAddr, w: &World) {
          curl -s -H 'Authorization: token {token}' '{base}/rest/groups/{group}/audit_logs/search?version=2023-09-11&size=5'\n  \
          curl -s -H 'Authorization: token {token}' '{base}/rest/orgs/{org}/audit_logs/search?version=2023-09-11&events=api.access&size=5'\n  \
          curl -s -X POST -H 'Authorization: token {token}' -H 'Content-Type: application/json' '{base}/v1/org/{org}/audit' -d '{{\"filters\":{{}}}}'\n  \
-         OpenAPI: {base}/openapi.json    metrics: {base}/metrics\n  \
+         OpenAPI: {base}/openapi.json{metrics}\n  \
          Dashboard: {base}/ (sign in with the token)\n\n\
          Demo users act every few seconds; stop with Ctrl-C.\n",
         group = w.group

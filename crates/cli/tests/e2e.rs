@@ -495,9 +495,17 @@ async fn demo_serves_tenants_and_generates_events() {
         &[],
         // The demo registers its group with its own lake and prints the
         // seed's query for it.
-        &["url:", "token:", "group_id:", "auditlake lake query "],
+        &[
+            "url:",
+            "token:",
+            "group_id:",
+            "OpenAPI:",
+            "auditlake lake query ",
+        ],
     );
-    let [url, token, group, query_line] = <[String; 4]>::try_from(banner).unwrap();
+    let [url, token, group, links, query_line] = <[String; 5]>::try_from(banner).unwrap();
+    // /metrics is off without --metrics-token: the banner does not offer it.
+    assert!(!links.contains("metrics"), "{links}");
     // `token:    TOKEN   (EMAIL, admin of group "...")`
     let token = token.split_whitespace().next().unwrap().to_owned();
     let (flags, sql) = query_line.split_once(" \"").expect("quoted SQL");
