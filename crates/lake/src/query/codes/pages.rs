@@ -48,14 +48,31 @@ impl Length for ChunkBytes {
 }
 
 impl ChunkReader for ChunkBytes {
-    type T = bytes::buf::Reader<Bytes>;
+    type T = ToTheEnd;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        self.bytes.get_read(self.offset(start)?)
+        Ok(ToTheEnd(self.bytes.get_read(self.offset(start)?)?))
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         self.bytes.get_bytes(self.offset(start)?, length)
+    }
+}
+
+/// The chunk's bytes from an offset on, where a read past the end is an
+/// error rather than `Ok(0)`. The parquet crate reads page headers from a
+/// `Read` and skips a Thrift field it does not know by copying its claimed
+/// length to a sink, which ends quietly at the end of the input: a header
+/// that claims a list of 2^31 eight-byte values of such a field would be
+/// skipped element by element, billions of quiet reads, instead of failing.
+pub(super) struct ToTheEnd(bytes::buf::Reader<Bytes>);
+
+impl std::io::Read for ToTheEnd {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 if !buf.is_empty() => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => Ok(n),
+        }
     }
 }
 
@@ -407,6 +424,26 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn reading_past_the_chunk_is_an_error_not_a_quiet_end() {
+        use std::io::Read as _;
+        let chunk = ChunkBytes {
+            start: 100,
+            bytes: Bytes::from_static(b"abc"),
+        };
+        let mut r = chunk.get_read(101).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 2);
+        let err = r.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        // What the parquet crate does to skip a field it does not know.
+        let skipped = std::io::copy(
+            &mut chunk.get_read(100).unwrap().take(1 << 40),
+            &mut std::io::sink(),
+        );
+        assert!(skipped.is_err(), "{skipped:?}");
+    }
 
     /// `values` bit-packed `width` bits each, as Parquet packs them.
     fn pack(values: &[u64], width: usize) -> Vec<u8> {
