@@ -212,13 +212,22 @@ fn apply_file(mut command: Command, path: &Path) -> anyhow::Result<(Command, BTr
         // Checked here, so that a bad value names the file and its key
         // rather than the flag.
         let long = arg.get_long().unwrap_or(key.as_str());
-        let probe = Command::new(owner.get_name().to_owned())
+        let probe = Command::new(owner.clone())
             .no_binary_name(true)
             .arg(arg.clone().action(ArgAction::Set));
         if let Err(e) = probe.try_get_matches_from([format!("--{long}={value}")]) {
+            // clap's message without its pointer to `--help`, on one line.
             let message = e.render().to_string();
-            let first = message.lines().next().unwrap_or_default();
-            anyhow::bail!("{}: {}", in_file(), first.trim_start_matches("error: "));
+            let lines: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            anyhow::bail!(
+                "{}: {}",
+                in_file(),
+                lines.join(" ").trim_start_matches("error: ")
+            );
         }
         command = set_default(command, &key, &value);
         keys.insert(key);
@@ -226,10 +235,10 @@ fn apply_file(mut command: Command, path: &Path) -> anyhow::Result<(Command, BTr
     Ok((command, keys))
 }
 
-/// Every setting of `command` and its subcommands, with its command.
-fn collect_settings(command: &Command, out: &mut Vec<(Command, clap::Arg)>) {
+/// Every setting of `command` and its subcommands, with its command's name.
+fn collect_settings(command: &Command, out: &mut Vec<(String, clap::Arg)>) {
     for arg in command.get_arguments().filter(|a| is_setting(a)) {
-        out.push((command.clone(), arg.clone()));
+        out.push((command.get_name().to_owned(), arg.clone()));
     }
     for sub in command.get_subcommands() {
         collect_settings(sub, out);
@@ -366,6 +375,10 @@ mod tests {
         assert!(
             e.contains("`membership_adds`") && e.contains("everyone"),
             "{e}"
+        );
+        assert!(
+            e.contains("within-group, anyone"),
+            "names what is possible: {e}"
         );
         let e = file_error("listen = [\"a\"]\n");
         assert!(
