@@ -188,7 +188,7 @@ pub async fn rest(State(state): State<AppState>, mut req: Request, next: Next) -
 /// `rest::router`): names the resource's `releases`, which the
 /// `Caller` extractor resolves the requested version
 /// against right after authentication, before the handler's own work.
-pub async fn serve_release(releases: &'static [Version], req: Request, next: Next) -> Response {
+pub async fn with_releases(releases: &'static [Version], req: Request, next: Next) -> Response {
     let ctx = req.extensions().get::<RequestCtx>().cloned();
     if let Some(ctx) = &ctx {
         ctx.with(|i| i.releases = Some(releases));

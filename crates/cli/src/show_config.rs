@@ -37,7 +37,7 @@ pub fn run<T>(args: &ConfigArgs, command: &Command, parsed: &Parsed<T>) -> anyho
     let serve = &args.serve;
     serve.lake.query_limits()?;
     serve.lake.key()?;
-    serve.forward.plan()?;
+    let forwarding = serve.forward.plan()?;
 
     let sub_command = command
         .find_subcommand("config")
@@ -60,7 +60,7 @@ pub fn run<T>(args: &ConfigArgs, command: &Command, parsed: &Parsed<T>) -> anyho
             let derived = match id {
                 "database_url" => Some(serve.db.url()),
                 "lake_dir" => Some(serve.lake.dir(&serve.db.dir.data_dir).display().to_string()),
-                "event_source" => serve.forward.plan()?.map(|f| f.event_source),
+                "event_source" => forwarding.as_ref().map(|f| f.event_source.clone()),
                 _ => None,
             };
             if value.is_none() && derived.is_some() {

@@ -24,7 +24,7 @@ fn versioned(
     handlers: MethodRouter<AppState>,
 ) -> MethodRouter<AppState> {
     handlers.route_layer(axum::middleware::from_fn(move |req, next| {
-        crate::ctx::serve_release(releases, req, next)
+        crate::ctx::with_releases(releases, req, next)
     }))
 }
 
