@@ -7,15 +7,19 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use auditlake_store::StoreError;
+
+use crate::jsonapi::{JsonApi, JSONAPI_1};
 
 /// JSON:API media type.
 pub const JSONAPI: &str = "application/vnd.api+json";
 
 /// Where in the request the error lies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// A JSON pointer into the body, e.g. `/data/attributes/name`.
     Pointer(String),
@@ -25,15 +29,73 @@ pub enum Source {
     Header(String),
 }
 
+/// What kind of problem an error is: machine-readable, stable across
+/// versions, with one title each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is not what the endpoint takes.
+    InvalidBody,
+    /// 400: a query or path parameter.
+    InvalidParameter,
+    /// 400: a request header.
+    InvalidHeader,
+    /// 400: the body's media type.
+    InvalidContentType,
+    /// 401: no credentials, or ones that do not work.
+    Unauthorized,
+    /// 403: a known caller without the right.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 409: the wrong `data.type`, or a clash with what is stored.
+    Conflict,
+    /// 413.
+    PayloadTooLarge,
+    /// 429: the token's request rate is used up.
+    RateLimited,
+    /// 422: the store refused the change.
+    Unprocessable,
+    /// 500; the cause is logged, not sent.
+    InternalError,
+    /// 503: the database is not reachable.
+    Unavailable,
+    /// 503: the server's budget for such requests is spent.
+    Busy,
+}
+
+impl ErrorCode {
+    /// The short summary of the kind of problem.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::InvalidBody => "Invalid request body",
+            Self::InvalidParameter => "Invalid parameter",
+            Self::InvalidHeader => "Invalid header",
+            Self::InvalidContentType => "Invalid content type",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict => "Conflict",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::RateLimited => "Too many requests",
+            Self::Unprocessable => "Unprocessable request",
+            Self::InternalError => "Internal server error",
+            Self::Unavailable => "Service unavailable",
+            Self::Busy => "Service busy",
+        }
+    }
+}
+
 /// A failed request.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Machine-readable code, stable across versions.
-    pub code: &'static str,
-    /// Short summary of the kind of problem.
-    pub title: &'static str,
+    /// What kind of problem it is.
+    pub code: ErrorCode,
     /// What exactly is wrong, for a human.
     pub detail: String,
     /// Where, when known.
@@ -43,16 +105,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
-            title,
             detail: detail.into(),
             source: None,
             retry_after: None,
@@ -63,8 +119,7 @@ impl ApiError {
     pub fn rate_limited(retry_after_secs: u64, per_minute: u32) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many requests",
+            ErrorCode::RateLimited,
             format!(
                 "this token may make {per_minute} requests per minute; retry in {retry_after_secs} s"
             ),
@@ -75,78 +130,56 @@ impl ApiError {
 
     /// 400 with a pointer into the body.
     pub fn invalid_body(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
-            detail,
-        )
-        .at(Source::Pointer(pointer.into()))
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, detail)
+            .at(Source::Pointer(pointer.into()))
     }
 
     /// 400 for a query or path parameter.
     pub fn invalid_param(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
-            "Invalid parameter",
-            detail,
-        )
-        .at(Source::Parameter(name.into()))
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidParameter, detail)
+            .at(Source::Parameter(name.into()))
     }
 
     /// 400 for a bad request header.
     pub fn invalid_header(name: &str, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_header",
-            "Invalid header",
-            detail,
-        )
-        .at(Source::Header(name.to_owned()))
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidHeader, detail)
+            .at(Source::Header(name.to_owned()))
     }
 
     /// 401: no credentials, or credentials that do not work.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, detail)
     }
 
     /// 403: known caller without the right.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, detail)
     }
 
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, detail)
     }
 
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed",
+            ErrorCode::MethodNotAllowed,
             "this method is not supported on this path",
         )
     }
 
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, detail)
     }
 
     /// 413.
     pub fn too_large(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Payload too large",
+            ErrorCode::PayloadTooLarge,
             detail,
         )
     }
@@ -155,8 +188,7 @@ impl ApiError {
     pub fn content_type(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid_content_type",
-            "Invalid content type",
+            ErrorCode::InvalidContentType,
             detail,
         )
         .at(Source::Header("content-type".into()))
@@ -167,8 +199,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Internal server error",
+            ErrorCode::InternalError,
             "the server failed to handle the request; it has been logged",
         )
     }
@@ -178,8 +209,7 @@ impl ApiError {
         tracing::warn!(error = %cause, "service unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
+            ErrorCode::Unavailable,
             "the database is not reachable; retry later",
         )
     }
@@ -188,8 +218,7 @@ impl ApiError {
     pub fn busy() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Service busy",
+            ErrorCode::Busy,
             "too many requests without credentials are in flight; retry later",
         )
     }
@@ -201,22 +230,56 @@ impl ApiError {
     }
 
     /// The JSON:API error object.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut obj = json!({
-            "id": uuid::Uuid::new_v4(),
-            "status": self.status.as_u16().to_string(),
-            "code": self.code,
-            "title": self.title,
-            "detail": self.detail,
-        });
-        match &self.source {
-            Some(Source::Pointer(p)) => obj["source"] = json!({ "pointer": p }),
-            Some(Source::Parameter(p)) => obj["source"] = json!({ "parameter": p }),
-            Some(Source::Header(h)) => obj["source"] = json!({ "header": h }),
-            None => {}
+    pub fn object(&self) -> ErrorObject {
+        ErrorObject {
+            id: uuid::Uuid::new_v4(),
+            status: self.status.as_u16().to_string(),
+            code: self.code,
+            title: self.code.title(),
+            detail: self.detail.clone(),
+            source: self.source.clone(),
         }
-        obj
     }
+}
+
+/// A JSON:API error object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// A fresh ID for this occurrence of the problem.
+    pub id: uuid::Uuid,
+    /// The HTTP status as a string.
+    #[schema(pattern = r"^\d{3}$", example = "400")]
+    pub status: String,
+    /// What kind of problem it is.
+    pub code: ErrorCode,
+    /// The short summary of the kind of problem (one per `code`).
+    pub title: &'static str,
+    /// What exactly is wrong, for a human.
+    pub detail: String,
+    /// Where in the request, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+/// A JSON:API error document; it always holds exactly one error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDocument {
+    /// The JSON:API version.
+    pub jsonapi: JsonApi,
+    /// The error.
+    #[schema(min_items = 1, max_items = 1)]
+    pub errors: Vec<ErrorObject>,
+}
+
+/// An error in API v1's shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct V1ErrorBody {
+    /// The HTTP status.
+    pub code: u16,
+    /// What exactly is wrong, for a human.
+    pub message: String,
+    /// The short summary of the kind of problem.
+    pub error: &'static str,
 }
 
 impl From<StoreError> for ApiError {
@@ -226,8 +289,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(msg) => ApiError::conflict(msg),
             StoreError::Invalid(msg) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "unprocessable",
-                "Unprocessable request",
+                ErrorCode::Unprocessable,
                 msg,
             ),
             StoreError::Unavailable(why) => ApiError::unavailable(why),
@@ -238,8 +300,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "jsonapi": { "version": "1.0" }, "errors": [self.to_json()] });
-        let mut res = (self.status, body.to_string()).into_response();
+        let body = ErrorDocument {
+            jsonapi: JSONAPI_1,
+            errors: vec![self.object()],
+        };
+        let body = serde_json::to_string(&body).expect("an error document serializes");
+        let mut res = (self.status, body).into_response();
         res.headers_mut()
             .insert("content-type", HeaderValue::from_static(JSONAPI));
         if let Some(secs) = self.retry_after {
@@ -271,7 +337,11 @@ impl From<StoreError> for V1Error {
 impl IntoResponse for V1Error {
     fn into_response(self) -> Response {
         let e = self.0;
-        let body = json!({ "code": e.status.as_u16(), "message": e.detail, "error": e.title });
+        let body = V1ErrorBody {
+            code: e.status.as_u16(),
+            message: e.detail.clone(),
+            error: e.code.title(),
+        };
         let mut res = (e.status, axum::Json(body)).into_response();
         if let Some(secs) = e.retry_after {
             res.headers_mut()

@@ -13,7 +13,10 @@ use crate::ctx::Origin;
 use crate::error::ApiError;
 use crate::extract::parse_json;
 use crate::rest::audit::{ingest_items, IngestDoc, Submitter};
-use crate::rest::body::{NoAttributes, Request};
+use crate::rest::body::{
+    NoAttributes, OrgIntegrationType, OrgMembershipType, OrgType, ReplayType, Request,
+    ResourceType, TokenType,
+};
 use crate::rest::{cloud_events, tenancy};
 use crate::v1::V1Body;
 
@@ -31,10 +34,10 @@ pub const DOCUMENTS: &[&str] = &[
     "none",
 ];
 
-fn jsonapi<A: DeserializeOwned + Default>(bytes: &[u8], kind: &str) -> Result<(), ApiError> {
-    let req: Request<A> = parse_json(bytes)?;
+fn jsonapi<K: ResourceType, A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<(), ApiError> {
+    let req: Request<K, A> = parse_json(bytes)?;
     // What every handler does next with the resource object.
-    req.data.expect_type(kind)?;
+    req.data.expect_type()?;
     let _ = req.data.no_id();
     let _ = req.data.id_uuid();
     let _ = req.data.user_id();
@@ -45,13 +48,13 @@ fn jsonapi<A: DeserializeOwned + Default>(bytes: &[u8], kind: &str) -> Result<()
 /// as its handler's body extractor does. `None` for an unknown name.
 pub fn document(name: &str, bytes: &[u8]) -> Option<Result<(), ApiError>> {
     Some(match name {
-        "token" => jsonapi::<tenancy::TokenAttrs>(bytes, "token"),
-        "org" => jsonapi::<tenancy::OrgAttrs>(bytes, "org"),
-        "membership" => jsonapi::<tenancy::MemberAttrs>(bytes, "org_membership"),
-        "integration" => jsonapi::<cloud_events::Attrs>(bytes, "org_integration"),
-        "replay" => jsonapi::<cloud_events::ReplayAttrs>(bytes, "replay"),
+        "token" => jsonapi::<TokenType, tenancy::TokenAttrs>(bytes),
+        "org" => jsonapi::<OrgType, tenancy::OrgAttrs>(bytes),
+        "membership" => jsonapi::<OrgMembershipType, tenancy::MemberAttrs>(bytes),
+        "integration" => jsonapi::<OrgIntegrationType, cloud_events::Attrs>(bytes),
+        "replay" => jsonapi::<ReplayType, cloud_events::ReplayAttrs>(bytes),
         "v1" => parse_json::<V1Body>(bytes).map(drop),
-        "none" => jsonapi::<NoAttributes>(bytes, "none"),
+        "none" => jsonapi::<OrgType, NoAttributes>(bytes),
         _ => return None,
     })
 }

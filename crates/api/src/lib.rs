@@ -10,6 +10,8 @@
 //! - `extract`: authentication, rights checks and input parsing.
 //! - `error`: the one place failures become HTTP responses.
 //! - `ops`: `/healthz`, `/metrics`, `/openapi.json`.
+//! - `openapi`: the OpenAPI document, built from the handlers' annotations
+//!   and the types they send and take.
 //! - `dashboard`: the server-rendered web pages (sign-in, settings with the
 //!   External IDs, the CloudTrail Lake integration flow).
 
@@ -22,7 +24,9 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jsonapi;
+mod openapi;
 mod ops;
+#[macro_use]
 mod rest;
 mod v1;
 pub mod version;
@@ -30,7 +34,6 @@ pub mod version;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -50,6 +53,7 @@ pub use rest::INGEST_BODY_LIMIT;
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub use dashboard::{LakeConsole, SignInGuard};
+pub use openapi::document as openapi_document;
 pub use ops::MetricsAccess;
 
 /// What every handler can reach.
@@ -164,23 +168,23 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let rest = rest::router()
+    let (rest, _) = rest::router().split_for_parts();
+    let rest = rest
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ctx::rest,
         ));
-    let v1 = Router::new()
-        .route("/org/{orgId}/audit", post(v1::audit))
-        .route("/group/{groupId}/audit", post(v1::audit))
+    let (v1, _) = v1::router().split_for_parts();
+    let v1 = v1
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), ctx::v1));
     Router::new()
         .nest("/rest", rest)
         .nest("/v1", v1)
-        .merge(ops::router())
+        .merge(ops::router().split_for_parts().0)
         .merge(dashboard::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -7,36 +7,57 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The OpenAPI document of the REST and v1 APIs.
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/rest/openapi", get(openapi))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(rest_openapi))
 }
 
+/// Whether the server can reach its database.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok` or `unavailable`.
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// Why not: `database`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// Health check
+///
+/// Whether the server can reach its database. No authentication.
+#[utoipa::path(get, path = "/healthz", tag = "Operations", security(()),
+    responses(
+        (status = 200, description = "Healthy.", body = Health),
+        (status = 503, description = "The database is not reachable.", body = Health)))]
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => Json(Health {
+            status: "ok",
+            reason: None,
+        })
+        .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "database"})),
-            )
-                .into_response()
+            let health = Health {
+                status: "unavailable",
+                reason: Some("database"),
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(health)).into_response()
         }
     }
 }
@@ -86,6 +107,14 @@ impl MetricsAccess {
     }
 }
 
+/// Prometheus metrics, for the holder of the metrics token
+#[utoipa::path(get, path = "/metrics", tag = "Operations", security(("MetricsToken" = [])),
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format \
+            (`text/plain; version=0.0.4`).", body = String),
+        (status = 401, description = "The metrics token is missing or wrong.", body = String),
+        (status = 404, description = "Metrics are off: the server was started without \
+            `--metrics-token`.", body = String)))]
 async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if state.metrics_access.token.is_none() {
         return (
@@ -211,11 +240,25 @@ async fn integration_metrics(
     Ok(out)
 }
 
+/// This OpenAPI document
+///
+/// No authentication and no `version` parameter.
+#[utoipa::path(get, path = "/openapi.json", tag = "Operations", security(()),
+    responses((status = 200, description = "The document.", body = Object)))]
 async fn openapi() -> Response {
-    let mut res = OPENAPI.into_response();
+    let mut res = crate::openapi::document().into_response();
     res.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
     res
+}
+
+/// This OpenAPI document
+///
+/// No authentication and no `version` parameter. Same as `/openapi.json`.
+#[utoipa::path(get, path = "/rest/openapi", tag = "Operations", security(()),
+    responses((status = 200, description = "The document.", body = Object)))]
+async fn rest_openapi() -> Response {
+    openapi().await
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -109,6 +109,10 @@ impl fmt::Display for Version {
     }
 }
 
+/// What a `version` parameter looks like, for the OpenAPI document.
+pub const PATTERN: &str =
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(~(beta|experimental|wip))?$";
+
 /// Release tables of the resources. Resources that mirror Snyk's carry
 /// Snyk's own dates so existing client code runs unchanged.
 pub mod releases {

@@ -5,17 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use auditlake_core::{time_fmt, validate, AuditEvent, EventName, NewEvent, Scope};
 use auditlake_store::{IngestItem, IngestOutcome, SearchCursor, SearchQuery};
 
+use super::params::{GroupId, OrgId};
 use crate::ctx::Origin;
 use crate::error::{ApiError, Source};
 use crate::extract::{parse_json, Caller, Need, PathParams, QueryParams};
-use crate::jsonapi::Doc;
+use crate::jsonapi::{Doc, JsonApi, SelfLink, JSONAPI_1};
 use crate::AppState;
 
 fn base_path(scope: Scope) -> String {
@@ -44,11 +45,11 @@ pub(crate) fn event_names(param: &str, names: Vec<String>) -> Result<Vec<String>
         .collect()
 }
 
-/// A search item as Snyk renders it (snake_case), plus the event's `id`.
-/// Serialized straight from the stored row: the content is embedded as the
-/// stored JSON text, never parsed into a tree (this is the hot path of
-/// search and ingest answers).
-#[derive(Debug, Serialize)]
+/// An event as Snyk's search renders it (snake_case), with its `id`.
+// Serialized straight from the stored row: the content is embedded as the
+// stored JSON text, never parsed into a tree (the hot path of search and
+// ingest answers).
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Item<'a> {
     /// In search items; an ingest answer has it as the resource's `id`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,12 +60,19 @@ pub(crate) struct Item<'a> {
     /// Ingest answers only.
     #[serde(skip_serializing_if = "Option::is_none")]
     replayed: Option<bool>,
+    /// When it happened (RFC 3339, microseconds).
+    #[schema(format = DateTime)]
     created: String,
+    /// The event's name.
+    #[schema(example = "org.settings.edit")]
     event: &'a str,
     org_id: Option<Uuid>,
     group_id: Option<Uuid>,
     project_id: Option<&'a str>,
+    /// Who did it.
     user_id: Option<Uuid>,
+    /// What happened, as recorded.
+    #[schema(value_type = Object)]
     content: &'a RawValue,
     /// The API token that ingested the event; absent on the platform's
     /// own events.
@@ -95,23 +103,72 @@ pub(crate) fn raw(content: &str) -> &RawValue {
     serde_json::from_str(content).unwrap_or(RawValue::NULL)
 }
 
-#[derive(Serialize)]
-struct JsonApiVersion {
-    version: &'static str,
-}
-
-const JSONAPI_1: JsonApiVersion = JsonApiVersion { version: "1.0" };
-
-#[derive(Serialize)]
-struct SearchDoc<'a> {
-    jsonapi: JsonApiVersion,
+/// A page of search results.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SearchDoc<'a> {
+    jsonapi: JsonApi,
     data: SearchData<'a>,
-    links: serde_json::Map<String, Value>,
+    links: SearchLinks,
 }
 
-#[derive(Serialize)]
+/// The events found.
+#[derive(Serialize, ToSchema)]
 struct SearchData<'a> {
     items: Vec<Item<'a>>,
+}
+
+/// `next`: the following page, while there is one.
+#[derive(Serialize, ToSchema)]
+struct SearchLinks {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// The search parameters, for the OpenAPI document (the handler reads
+/// them itself, to answer a bad one with a 400 naming it).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SearchParams {
+    /// The page after the one that gave this cursor (`links.next`).
+    cursor: Option<String>,
+    /// RFC 3339; default: the start of yesterday (UTC).
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// RFC 3339, exclusive; default: now.
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// Events per page.
+    #[param(minimum = 1, maximum = 100, default = 100)]
+    size: Option<u32>,
+    /// By time, newest first by default; case-insensitive.
+    #[param(inline)]
+    sort_order: Option<SortOrder>,
+    /// Only events of this user.
+    user_id: Option<Uuid>,
+    /// Only events of this project.
+    #[param(min_length = 1, max_length = 128, pattern = "^[-_.:A-Za-z0-9]+$")]
+    project_id: Option<String>,
+    /// Only these events: comma-separated (the parameter may also be
+    /// repeated), at most 50. Not together with `exclude_events`.
+    /// `api.access` is left out unless listed here.
+    #[param(style = Form, explode = false, max_items = 50)]
+    events: Option<Vec<String>>,
+    /// All but these events: comma-separated (the parameter may also be
+    /// repeated), at most 50. Not together with `events`.
+    #[param(style = Form, explode = false, max_items = 50)]
+    exclude_events: Option<Vec<String>>,
+}
+
+/// The order of a search or a v1 page, by time.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+#[allow(dead_code)]
+pub(crate) enum SortOrder {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
 }
 
 const SEARCH_PARAMS: &[&str] = &[
@@ -127,7 +184,30 @@ const SEARCH_PARAMS: &[&str] = &[
     "exclude_events",
 ];
 
-pub(crate) async fn search(
+route! {
+    /// Search an org's audit log
+    ///
+    /// Newest first by default. Needs membership of the org, or admin of its
+    /// group. `api.access` events are left out unless listed in `events`.
+    #[utoipa::path(get, path = "/orgs/{org_id}/audit_logs/search", tag = "Audit logs",
+        params(OrgId, SearchParams),
+        responses((status = 200, description = "A page of events.", body = SearchDoc)))]
+    search_org => search(state: State<AppState>, caller: Caller, p: PathParams, q: QueryParams) -> Result<Doc, ApiError>
+}
+
+route! {
+    /// Search a group's audit log
+    ///
+    /// Newest first by default. Needs the group admin role; others get 404.
+    /// Covers the group's own events and those of its orgs. `api.access`
+    /// events are left out unless listed in `events`.
+    #[utoipa::path(get, path = "/groups/{group_id}/audit_logs/search", tag = "Audit logs",
+        params(GroupId, SearchParams),
+        responses((status = 200, description = "A page of events.", body = SearchDoc)))]
+    search_group => search(state: State<AppState>, caller: Caller, p: PathParams, q: QueryParams) -> Result<Doc, ApiError>
+}
+
+async fn search(
     State(state): State<AppState>,
     caller: Caller,
     p: PathParams,
@@ -205,28 +285,21 @@ pub(crate) async fn search(
         })
         .await?;
     let items: Vec<Item> = page.items.iter().map(Item::of).collect();
-    let mut links = serde_json::Map::new();
-    if let Some(next) = page.next {
+    let next = page.next.map(|next| {
         let mut pairs: Vec<(String, String)> =
             q.0.iter().filter(|(k, _)| k != "cursor").cloned().collect();
         pairs.push(("cursor".into(), next.encode()));
-        links.insert(
-            "next".into(),
-            json!(format!(
-                "{}/search?{}",
-                base_path(scope),
-                serde_urlencoded::to_string(&pairs).unwrap_or_default()
-            )),
-        );
-    }
-    Ok(Doc::serialize(
-        StatusCode::OK,
-        &SearchDoc {
-            jsonapi: JSONAPI_1,
-            data: SearchData { items },
-            links,
-        },
-    ))
+        format!(
+            "{}/search?{}",
+            base_path(scope),
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    });
+    Doc::ok(&SearchDoc {
+        jsonapi: JSONAPI_1,
+        data: SearchData { items },
+        links: SearchLinks { next },
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,28 +310,70 @@ pub(crate) struct IngestDoc {
     pub(crate) data: Box<RawValue>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The ingest request, for the OpenAPI document: the handler reads `data`
+/// item by item ([`IngestDoc`]).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct IngestRequest {
+    /// One event, or a batch of 1 to 1,000.
+    data: OneOrMany<IngestData>,
+}
+
+/// An event to ingest.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IngestData {
+    /// Another type answers 409.
     #[serde(rename = "type")]
+    #[schema(value_type = AuditEventType)]
     kind: String,
     attributes: IngestAttrs,
 }
 
-#[derive(Debug, Deserialize)]
+/// `data.type` of an event.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum AuditEventType {
+    /// An event.
+    AuditEvent,
+}
+
+/// What an ingested event says.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IngestAttrs {
+    /// The client's ID of the event: a retry with the same ID and the same
+    /// event is answered with the stored one (`replayed`), with another
+    /// event 409.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[-_.:A-Za-z0-9]+$")]
     idempotency_id: String,
+    /// The event's name: 2 to 8 dot-separated lowercase segments, not one
+    /// of the platform's own.
+    #[schema(
+        max_length = 128,
+        pattern = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,7}$",
+        example = "org.project.deploy"
+    )]
     event: String,
+    /// Any JSON object.
+    #[schema(value_type = Object)]
     content: Box<RawValue>,
+    /// RFC 3339; default: now.
     #[serde(default)]
+    #[schema(format = DateTime)]
     created: Option<String>,
+    /// A member, current or former, of the tenant; default: the caller.
     #[serde(default)]
+    #[schema(format = Uuid)]
     user_id: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[-_.:A-Za-z0-9]+$")]
     project_id: Option<String>,
+    /// Default: the caller's address.
     #[serde(default)]
     source_ip: Option<String>,
+    /// Default: the caller's user agent.
     #[serde(default)]
     user_agent: Option<String>,
 }
@@ -466,8 +581,9 @@ fn request_hash(fields: &HashedFields<'_>, content: &str) -> String {
 }
 
 /// An ingested event as a JSON:API resource.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Outcome<'a> {
+    /// `audit_event`.
     #[serde(rename = "type")]
     kind: &'static str,
     id: Uuid,
@@ -475,22 +591,18 @@ struct Outcome<'a> {
     links: SelfLink,
 }
 
-#[derive(Serialize)]
-struct SelfLink {
-    #[serde(rename = "self")]
-    link: String,
-}
-
-#[derive(Serialize)]
+/// One item, or an array of them.
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
 }
 
-#[derive(Serialize)]
-struct IngestAnswer<'a> {
-    jsonapi: JsonApiVersion,
+/// The answer to an ingest: each event as stored, in the order sent.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IngestAnswer<'a> {
+    jsonapi: JsonApi,
     data: OneOrMany<Outcome<'a>>,
 }
 
@@ -506,7 +618,7 @@ fn outcome<'a>(scope: Scope, idem: &'a str, o: &'a IngestOutcome) -> Outcome<'a>
             ..Item::of(e)
         },
         links: SelfLink {
-            link: format!("{}/events/{}", base_path(scope), e.id),
+            this: format!("{}/events/{}", base_path(scope), e.id),
         },
     }
 }
@@ -556,7 +668,39 @@ async fn check_users(
     }
 }
 
-pub(crate) async fn ingest(
+route! {
+    /// Ingest events into an org's audit log
+    ///
+    /// Appends events from another application to the org's audit log. Needs
+    /// the org admin role (a mere member gets 403). One event or a batch of up
+    /// to 1000, stored atomically: any invalid event fails the whole request,
+    /// with `source.pointer` naming it (`/data/...` or `/data/{index}/...`).
+    /// Reusing an idempotency ID for a different event answers 409.
+    #[utoipa::path(post, path = "/orgs/{org_id}/audit_logs/events", tag = "Audit logs",
+        params(OrgId), request_body = IngestRequest,
+        responses(
+            (status = 201, description = "Stored; some events are new.", body = IngestAnswer),
+            (status = 200, description = "Every event was stored before (a retry).", body = IngestAnswer)))]
+    ingest_org => ingest(state: State<AppState>, caller: Caller, p: PathParams, doc: crate::extract::Body<IngestDoc>) -> Result<Doc, ApiError>
+}
+
+route! {
+    /// Ingest events into a group's audit log
+    ///
+    /// Appends events from another application to the group's audit log.
+    /// Needs the group admin role; others get 404. One event or a batch of up
+    /// to 1000, stored atomically: any invalid event fails the whole request,
+    /// with `source.pointer` naming it (`/data/...` or `/data/{index}/...`).
+    /// Reusing an idempotency ID for a different event answers 409.
+    #[utoipa::path(post, path = "/groups/{group_id}/audit_logs/events", tag = "Audit logs",
+        params(GroupId), request_body = IngestRequest,
+        responses(
+            (status = 201, description = "Stored; some events are new.", body = IngestAnswer),
+            (status = 200, description = "Every event was stored before (a retry).", body = IngestAnswer)))]
+    ingest_group => ingest(state: State<AppState>, caller: Caller, p: PathParams, doc: crate::extract::Body<IngestDoc>) -> Result<Doc, ApiError>
+}
+
+async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
     p: PathParams,
@@ -619,18 +763,19 @@ pub(crate) async fn ingest(
     } else {
         StatusCode::OK
     };
-    Ok(Doc::serialize(
+    Doc::with(
         status,
         &IngestAnswer {
             jsonapi: JSONAPI_1,
             data,
         },
-    ))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The idempotency hash written out from its definition (canonical
     /// JSON of the fields, a newline, the content): stored hashes depend on

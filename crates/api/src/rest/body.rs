@@ -1,28 +1,75 @@
 //! Shapes of JSON:API request documents.
 
+use std::marker::PhantomData;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Source};
+use crate::jsonapi::Relationships;
 
-/// `{"data": {...}}` with nothing else allowed at the top.
-#[derive(Debug, Deserialize)]
+/// A JSON:API resource type that a request's `data.type` names.
+pub trait ResourceType: ToSchema {
+    /// The name.
+    const NAME: &'static str;
+}
+
+/// Declares resource types: each is documented as the one string it is.
+macro_rules! resource_types {
+    ($($ty:ident = $name:literal),* $(,)?) => {$(
+        #[doc = concat!("`data.type` \"", $name, "\".")]
+        #[derive(Debug)]
+        pub enum $ty {}
+        impl ResourceType for $ty {
+            const NAME: &'static str = $name;
+        }
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([$name]))
+                    .into()
+            }
+        }
+        impl ToSchema for $ty {}
+    )*};
+}
+
+resource_types! {
+    TokenType = "token",
+    OrgType = "org",
+    OrgMembershipType = "org_membership",
+    GroupMembershipType = "group_membership",
+    OrgIntegrationType = "org_integration",
+    GroupRegistrationType = "group_registration",
+    ReplayType = "replay",
+}
+
+/// `{"data": {...}}` of type `K`, with nothing else allowed at the top.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound = "A: DeserializeOwned + Default")]
-pub struct Request<A> {
+pub struct Request<K: ResourceType, A> {
     /// The primary data.
-    pub data: Data<A>,
+    pub data: Data<K, A>,
 }
 
 /// A resource object in a request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[serde(bound = "A: DeserializeOwned + Default")]
-pub struct Data<A> {
-    /// Resource type; must match the endpoint's.
+pub struct Data<K: ResourceType, A> {
+    /// Resource type; another one answers 409. Read as any string, so that
+    /// it is the handler that refuses a wrong one, as JSON:API asks.
     #[serde(rename = "type")]
+    #[schema(value_type = K)]
     pub kind: String,
+    #[serde(skip)]
+    #[schema(ignore)]
+    resource: PhantomData<K>,
     /// Resource ID, where the endpoint takes one.
     #[serde(default)]
     pub id: Option<String>,
@@ -34,41 +81,15 @@ pub struct Data<A> {
     pub relationships: Option<Relationships>,
 }
 
-/// Relationships the API understands.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Relationships {
-    /// A user.
-    pub user: Option<Linkage>,
-}
-
-/// `{"data": {"type", "id"}}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Linkage {
-    /// The identified resource.
-    pub data: Identifier,
-}
-
-/// `{"type", "id"}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Identifier {
-    /// Type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// ID.
-    pub id: String,
-}
-
 /// No attributes expected.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoAttributes {}
 
-impl<A> Data<A> {
+impl<K: ResourceType, A> Data<K, A> {
     /// Checks `type` (JSON:API: a mismatch is a 409).
-    pub fn expect_type(&self, kind: &str) -> Result<(), ApiError> {
+    pub fn expect_type(&self) -> Result<(), ApiError> {
+        let kind = K::NAME;
         if self.kind == kind {
             Ok(())
         } else {
