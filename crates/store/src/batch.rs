@@ -1,6 +1,8 @@
 //! Several appends and ingests applied together in one transaction, with
 //! one lookup of idempotency IDs, one numbering of the log and one insert.
-//! This is what the group-commit writer runs.
+//! This is what the group-commit writer runs, and what a state change runs
+//! for its events ([`insert_events`]): the one path that writes audit
+//! events (see [`crate::append`]).
 //!
 //! # Contract
 //!
@@ -19,14 +21,11 @@
 //! the time between statements is time no other group can use. On
 //! PostgreSQL, where every statement is a network round trip, a group is
 //! `BEGIN` with the lock in the same message
-//! ([`crate::append::begin_locked_pg`]), one read of everything planning needs
-//! ([`prefetch_pg`]), the writes ([`write_pg`]) and `COMMIT`. The writes
-//! send rows in PostgreSQL's binary `COPY` format ([`crate::pg_copy`]),
-//! which costs the server less than the same rows as one JSON parameter
-//! expanded by `json_to_recordset`: that needs PostgreSQL's own driver, so
-//! the writer runs on a native connection
-//! ([`GroupConn::Postgres`]). SQLite runs in process and keeps one
-//! statement per table.
+//! ([`crate::append::WritePool::begin_locked`]), one read of everything
+//! planning needs ([`prefetch_pg`]), the writes ([`write_pg`]) and
+//! `COMMIT`. The writes send rows in PostgreSQL's binary `COPY` format
+//! ([`crate::pg_copy`]), the cheapest way to hand the server rows. SQLite
+//! runs in process and keeps one statement per table.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,11 +33,11 @@ use auditlake_core::{AuditEvent, NewEvent, Scope};
 use sqlx::{AnyConnection, PgConnection, Row};
 use uuid::Uuid;
 
-use crate::append::{number, resolve_parents, write_events};
+use crate::append::{number, resolve_parents, write_events, WriteTx};
 use crate::chain::{link_all, parse_link, Heads};
 use crate::pg_copy::CopyRows;
 use crate::sql::{placeholders, INSERT_CHUNK};
-use crate::{rows, Backend, StoreError};
+use crate::{rows, StoreError};
 
 /// One event submitted through the ingest API.
 #[derive(Debug, Clone)]
@@ -81,15 +80,6 @@ impl IngestOutcome {
     }
 }
 
-/// The transaction a group runs in.
-pub(crate) enum GroupConn<'c> {
-    /// SQLite, through the `Any` driver like the rest of the store.
-    Sqlite(&'c mut AnyConnection),
-    /// PostgreSQL through its own driver: binary `COPY` and typed array
-    /// parameters are not in the `Any` driver.
-    Postgres(&'c mut PgConnection),
-}
-
 /// One unit of work.
 pub(crate) enum Work<'a> {
     /// Append these events.
@@ -126,18 +116,34 @@ enum Plan {
     Ingest(Vec<Held>, Vec<bool>),
 }
 
-/// Applies `work` in the transaction behind `conn`, which must hold the
-/// append lock ([`crate::append::begin_locked_pg`],
-/// [`crate::append::begin_locked_sqlite`]); see the module docs.
+/// Appends the events of a state change in its transaction `tx`,
+/// returning them as stored (with `seq` and `group_id` filled in).
+pub(crate) async fn insert_events(
+    tx: &mut WriteTx,
+    events: &[NewEvent],
+) -> Result<Vec<AuditEvent>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    tx.lock_log().await?;
+    match apply(tx, &[Work::Append(events)]).await?.pop() {
+        Some(Ok(Outcome::Appended(stored))) => Ok(stored),
+        Some(Err(e)) => Err(e),
+        _ => Err(StoreError::Corrupt("outcome of the wrong kind".into())),
+    }
+}
+
+/// Applies `work` in `tx`, which must hold the append lock
+/// ([`crate::append::WritePool::begin_locked`], [`WriteTx::lock_log`]);
+/// see the module docs.
 pub(crate) async fn apply(
-    mut conn: GroupConn<'_>,
+    tx: &mut WriteTx,
     work: &[Work<'_>],
 ) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-    // The caller opened the transaction with the append lock held
-    // (`append::begin_locked_*`): everything below reads and writes under
-    // it, so that a concurrent retry committed while this group waited is
-    // seen (and replayed) and the org-to-group mapping is the one at this
-    // point of the log.
+    // Everything below reads and writes under the append lock, so that a
+    // concurrent retry committed while this group waited is seen (and
+    // replayed) and the org-to-group mapping is the one at this point of
+    // the log.
     let mut all_events: Vec<&NewEvent> = Vec::new();
     for w in work {
         match w {
@@ -152,10 +158,10 @@ pub(crate) async fn apply(
         parents,
         mut known,
         log,
-    } = match &mut conn {
-        GroupConn::Postgres(c) => prefetch_pg(c, &all_events, work).await?,
-        GroupConn::Sqlite(c) => Prefetched {
-            parents: resolve_parents(c, Backend::Sqlite, all_events.iter().copied()).await?,
+    } = match &mut *tx {
+        WriteTx::Postgres(c) => prefetch_pg(c, &all_events, work).await?,
+        WriteTx::Sqlite(c) => Prefetched {
+            parents: resolve_parents(c, all_events.iter().copied()).await?,
             known: lookup_ids(c, work).await?,
             log: None,
         },
@@ -219,16 +225,16 @@ pub(crate) async fn apply(
         plans.push(plan);
     }
 
-    let created = match (&mut conn, log) {
+    let created = match (&mut *tx, log) {
         _ if fresh.is_empty() => Vec::new(),
-        (GroupConn::Postgres(c), Some((head, heads))) => {
+        (WriteTx::Postgres(c), Some((head, heads))) => {
             write_pg(c, &fresh, &parents, head, heads, &new_ids).await?
         }
-        (GroupConn::Postgres(_), None) => {
+        (WriteTx::Postgres(_), None) => {
             return Err(StoreError::Corrupt("prefetch without the log head".into()))
         }
-        (GroupConn::Sqlite(c), _) => {
-            let created = write_events(c, Backend::Sqlite, fresh.iter().copied(), &parents).await?;
+        (WriteTx::Sqlite(c), _) => {
+            let created = write_events(c, fresh.iter().copied(), &parents).await?;
             record_ids(c, &new_ids, &created).await?;
             created
         }
@@ -247,9 +253,9 @@ pub(crate) async fn apply(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let stored = match &mut conn {
-        GroupConn::Postgres(c) => events_by_id_pg(c, &stored_ids).await?,
-        GroupConn::Sqlite(c) => events_by_id_sqlite(c, &stored_ids).await?,
+    let stored = match tx {
+        WriteTx::Postgres(c) => events_by_id_pg(c, &stored_ids).await?,
+        WriteTx::Sqlite(c) => events_by_id_sqlite(c, &stored_ids).await?,
     };
 
     plans
@@ -530,7 +536,7 @@ async fn events_by_id_sqlite(
         let sql = format!(
             "SELECT {} FROM audit_events WHERE id IN {}",
             rows::EVENT_COLS,
-            placeholders(Backend::Sqlite, 1, chunk.len(), 1)
+            placeholders(1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -593,7 +599,7 @@ async fn lookup_ids(conn: &mut AnyConnection, work: &[Work<'_>]) -> Result<Known
             let sql = format!(
                 "SELECT idempotency_id, request_hash, event_id FROM ingest_ids \
                  WHERE scope_id = ? AND idempotency_id IN {}",
-                placeholders(Backend::Sqlite, 1, chunk.len(), 2)
+                placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(scope.to_string());
             for id in chunk {
@@ -623,7 +629,7 @@ async fn record_ids(
     for chunk in new_ids.chunks(INSERT_CHUNK) {
         let sql = format!(
             "INSERT INTO ingest_ids (scope_id, idempotency_id, event_id, request_hash) VALUES {}",
-            placeholders(Backend::Sqlite, chunk.len(), 4, 1)
+            placeholders(chunk.len(), 4)
         );
         let mut q = sqlx::query(&sql);
         for (scope, id, hash, idx) in chunk {

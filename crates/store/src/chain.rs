@@ -23,25 +23,25 @@ use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::sql::{placeholders, INSERT_CHUNK};
-use crate::{rows, Backend, Store, StoreError};
+use crate::{rows, Store, StoreError};
 
 /// Events read per statement while verifying.
 const PAGE: i64 = 10_000;
 
-/// The links of `events`, in order, continuing each one's chain from its
-/// stored head; moves the heads. The caller holds the append lock and
-/// inserts the events with these links in the same transaction.
+/// SQLite: the links of `events`, in order, continuing each one's chain
+/// from its stored head; moves the heads. The caller holds the append lock
+/// and inserts the events with these links in the same transaction.
+/// (PostgreSQL reads and moves the heads in `batch`.)
 pub(crate) async fn extend(
     conn: &mut AnyConnection,
-    backend: Backend,
     events: &[AuditEvent],
 ) -> Result<Vec<String>, StoreError> {
     let mut ids: Vec<Uuid> = events.iter().map(chain::chain_of).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut heads = read_heads(conn, backend, &ids).await?;
+    let mut heads = read_heads(conn, &ids).await?;
     let links = link_all(&mut heads, events);
-    write_heads(conn, backend, &heads).await?;
+    write_heads(conn, &heads).await?;
     Ok(links)
 }
 
@@ -67,16 +67,12 @@ pub(crate) fn parse_link(hash: &str) -> Result<Link, StoreError> {
     chain::from_hex(hash).ok_or_else(|| StoreError::Corrupt(format!("chain head hash {hash:?}")))
 }
 
-async fn read_heads(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    ids: &[Uuid],
-) -> Result<Heads, StoreError> {
+async fn read_heads(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Heads, StoreError> {
     let mut heads = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(INSERT_CHUNK) {
         let sql = format!(
             "SELECT chain_id, seq, hash FROM chain_heads WHERE chain_id IN {}",
-            placeholders(backend, 1, chunk.len(), 1)
+            placeholders(1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -93,17 +89,13 @@ async fn read_heads(
     Ok(heads)
 }
 
-async fn write_heads(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    heads: &Heads,
-) -> Result<(), StoreError> {
+async fn write_heads(conn: &mut AnyConnection, heads: &Heads) -> Result<(), StoreError> {
     let heads: Vec<_> = heads.iter().collect();
     for chunk in heads.chunks(INSERT_CHUNK) {
         let sql = format!(
             "INSERT INTO chain_heads (chain_id, seq, hash) VALUES {} \
              ON CONFLICT (chain_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            placeholders(backend, chunk.len(), 3, 1)
+            placeholders(chunk.len(), 3)
         );
         let mut q = sqlx::query(&sql);
         for (id, (seq, link)) in chunk {

@@ -25,10 +25,11 @@ use auditlake_core::integration::{CloudTrailConfig, Status, KIND_AWS_CLOUDTRAIL}
 use auditlake_core::{time_fmt, Actor, AuditEvent, Integration, Scope};
 use serde_json::json;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-use crate::append::{insert_events, lock_log};
+use crate::append::{WritePool, WriteTx};
+use crate::batch::insert_events;
 use crate::tenants::{Page, PageOf};
 use crate::{rows, Store, StoreError};
 
@@ -179,7 +180,7 @@ impl Store {
                 "config": config,
             }),
         );
-        let stored = insert_events(&mut tx, self.backend, &[ev]).await?;
+        let stored = insert_events(&mut tx, &[ev]).await?;
         let cursor = stored[0].seq - 1;
         sqlx::query(
             "INSERT INTO integrations (id, scope_kind, scope_id, kind, name, account_id, \
@@ -194,7 +195,7 @@ impl Store {
         .bind(config.channel_arn.clone())
         .bind(now)
         .bind(cursor)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let row = select_one(&mut tx, scope, id).await?;
         self.commit(tx).await?;
@@ -267,14 +268,14 @@ impl Store {
         .bind(time_fmt::now_micros())
         .bind(status.as_str())
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let ev = actor.event(
             event_name(scope, "edit"),
             scope,
             json!({"integrationPublicId": id, "before": before, "after": after}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         let row = select_one(&mut tx, scope, id).await?;
         self.commit(tx).await?;
         Ok(row)
@@ -291,14 +292,14 @@ impl Store {
         let current = select_one(&mut tx, scope, id).await?;
         sqlx::query("DELETE FROM integrations WHERE id = $1")
             .bind(id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let ev = actor.event(
             event_name(scope, "delete"),
             scope,
             json!({"integrationPublicId": id, "name": current.name, "config": current.config}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -319,14 +320,14 @@ impl Store {
         let current = select_one(&mut tx, scope, id).await?;
         // Under the append lock, so no event can slip in between the cursor
         // read and the head of the log.
-        lock_log(&mut tx, self.backend).await?;
+        tx.lock_log().await?;
         let col = scope_column(scope);
         let first: Option<i64> = sqlx::query(&format!(
             "SELECT MIN(seq) AS s FROM audit_events WHERE {col} = $1 AND created_us >= $2"
         ))
         .bind(current.external_id().to_string())
         .bind(from_us)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?
         .try_get("s")?;
         let ev = actor.event(
@@ -338,7 +339,7 @@ impl Store {
                 "before": {"cursor": current.cursor},
             }),
         );
-        let stored = insert_events(&mut tx, self.backend, &[ev]).await?;
+        let stored = insert_events(&mut tx, &[ev]).await?;
         let cursor = first.map_or(stored[0].seq - 1, |s| s - 1);
         sqlx::query(
             "UPDATE integrations SET cursor_seq = $1, revision = revision + 1, updated_us = $2 \
@@ -347,7 +348,7 @@ impl Store {
         .bind(cursor)
         .bind(time_fmt::now_micros())
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let row = select_one(&mut tx, scope, id).await?;
         self.commit(tx).await?;
@@ -419,7 +420,7 @@ impl Store {
         .bind(until_us)
         .bind(id.to_string())
         .bind(now_us)
-        .execute(&self.write)
+        .execute(self.autocommit())
         .await?
         .rows_affected();
         if taken == 0 {
@@ -429,7 +430,7 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .bind(owner)
-            .fetch_optional(&self.write)
+            .fetch_optional(self.autocommit())
             .await?;
         row.map(|r| {
             Ok(Lease {
@@ -453,7 +454,7 @@ impl Store {
         .bind(lease.integration.id.to_string())
         .bind(lease.owner.as_str())
         .bind(lease.revision)
-        .execute(&self.write)
+        .execute(self.autocommit())
         .await?
         .rows_affected()
             == 1)
@@ -468,7 +469,7 @@ impl Store {
         )
         .bind(lease.integration.id.to_string())
         .bind(lease.owner.as_str())
-        .execute(&self.write)
+        .execute(self.autocommit())
         .await?;
         Ok(())
     }
@@ -536,10 +537,19 @@ impl Store {
         Ok(q.bind(lease.integration.id.to_string())
             .bind(lease.owner.as_str())
             .bind(lease.revision)
-            .execute(&self.write)
+            .execute(self.autocommit())
             .await?
             .rows_affected()
             == 1)
+    }
+
+    /// Where a write outside a transaction runs: SQLite's write
+    /// connection; on PostgreSQL any connection.
+    fn autocommit(&self) -> &AnyPool {
+        match &self.write {
+            WritePool::Sqlite(pool) => pool,
+            WritePool::Postgres(_) => &self.read,
+        }
     }
 
     /// An integration by ID, for the forwarder and operators (no tenant
@@ -605,11 +615,7 @@ where
 }
 
 /// Like [`find`], in a transaction; a missing integration is `NotFound`.
-async fn select_one(
-    conn: &mut AnyConnection,
-    scope: Scope,
-    id: Uuid,
-) -> Result<Integration, StoreError> {
+async fn select_one(conn: &mut WriteTx, scope: Scope, id: Uuid) -> Result<Integration, StoreError> {
     find(&mut *conn, scope, id)
         .await?
         .ok_or(StoreError::NotFound("integration"))

@@ -4,21 +4,21 @@
 //!
 //! - [`Store`]: one interface over two backends, SQLite (the embedded
 //!   default, WAL mode) and PostgreSQL. Both run the same SQL through sqlx's
-//!   `Any` driver; only the migrations, connection set-up and the
-//!   group-commit writer's bulk writes differ.
+//!   `Any` driver; only the migrations, connection set-up and the bulk
+//!   writes of audit events differ (on PostgreSQL writes run on native
+//!   connections, for binary `COPY`: `append`, `pg_copy`).
 //! - `tenants`: users, groups, orgs, memberships, each change written with
 //!   its audit event in one transaction.
 //! - `tokens`: personal API tokens, stored as SHA-256 hashes; `auth_cache`:
 //!   successful authentications reused for a moment.
 //! - `sessions`: dashboard sign-in sessions, stored the same way, and
 //!   local users' passwords (argon2id).
-//! - `append`: the single path that writes audit events, with the ordering
-//!   invariant readers rely on; `writer` and `batch`: the group commit that
-//!   stand-alone appends and ingests go through (on PostgreSQL over a
-//!   native connection, for binary `COPY`: `pg_copy`). `sql` holds the
-//!   statement text they share; it imports nothing of theirs, so the
-//!   modules depend one way: `sql` ← `chain` ← `append` ← `batch` ←
-//!   `writer`.
+//! - `append`: write transactions and the append lock, with the ordering
+//!   invariant readers rely on; `batch`: the single path that writes audit
+//!   events, for state changes and for the group commit (`writer`) that
+//!   stand-alone appends and ingests go through. `sql` holds the statement
+//!   text they share; it imports nothing of theirs, so the modules depend
+//!   one way: `sql` ← `chain` ← `append` ← `batch` ← `writer`.
 //! - `chain`: the per-tenant hash chain over the log, and its verification.
 //! - `search`: audit-log queries with stable keyset cursors.
 //! - `integrations`: cloud event integrations, their durable delivery
@@ -52,6 +52,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
+use append::WritePool;
+
 pub use auth_cache::DEFAULT_TTL as DEFAULT_AUTH_CACHE_TTL;
 pub use batch::{IngestAccess, IngestItem, IngestOutcome};
 pub use chain::{ChainBreak, ChainReport};
@@ -76,11 +78,13 @@ pub enum Backend {
 pub struct Store {
     /// Readers. On SQLite several connections read in parallel under WAL.
     read: AnyPool,
-    /// Writers. On SQLite a single connection, so writes never contend for
-    /// the database lock; on PostgreSQL the same pool as `read`.
-    write: AnyPool,
-    /// PostgreSQL: the group-commit writer's own connection (see `writer`).
-    writer_pool: Option<sqlx::PgPool>,
+    /// Writers (see `append`). On SQLite a single connection, shared with
+    /// the group-commit writer, so writes never contend for the database
+    /// lock; on PostgreSQL native connections for state changes.
+    write: WritePool,
+    /// The group-commit writer's connection (see `writer`): on SQLite
+    /// `write` itself, on PostgreSQL one of its own.
+    writer_pool: WritePool,
     backend: Backend,
     /// The group-commit writer for stand-alone appends (see `writer`).
     writer: tokio::sync::mpsc::Sender<writer::Job>,
@@ -163,7 +167,7 @@ impl Store {
                 redact(url)
             )));
         };
-        let store = match backend {
+        let (read, write, writer_pool) = match backend {
             Backend::Sqlite => {
                 let opts = sqlite_options(url)?;
                 let write = sqlite_pool(1).connect_with(opts.clone()).await?;
@@ -173,55 +177,50 @@ impl Store {
                 // machines the wake-ups between threads cost more than the
                 // parallelism wins.
                 let read = sqlite_pool(4).connect_with(opts).await?;
-                let appended = appended_signal();
-                Store {
-                    read,
-                    writer: writer::spawn(
-                        writer::WritePool::Sqlite(write.clone()),
-                        appended.clone(),
-                    ),
-                    write,
-                    writer_pool: None,
-                    backend,
-                    appended,
-                    auth_cache: Default::default(),
-                }
+                let write = WritePool::Sqlite(write);
+                (read, write.clone(), write)
             }
             Backend::Postgres => {
                 let opts = AnyConnectOptions::from_str(url)?
                     .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-                let pool = AnyPoolOptions::new()
+                let read = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await?;
-                migrate(backend, &pool).await?;
+                migrate(backend, &read).await?;
+                let native = PgConnectOptions::from_str(url)?
+                    .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+                // State changes take the append lock in turn: fewer
+                // connections than reads, opened when first needed.
+                let write = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_lazy_with(native.clone());
                 // One writer task: a second connection would only wait
                 // for the append lock.
                 let writer_pool = PgPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(PgConnectOptions::from_str(url)?.log_slow_statements(
-                        tracing::log::LevelFilter::Warn,
-                        Duration::from_secs(1),
-                    ))
+                    .connect_with(native)
                     .await?;
-                let appended = appended_signal();
-                Store {
-                    read: pool.clone(),
-                    writer: writer::spawn(
-                        writer::WritePool::Postgres(writer_pool.clone()),
-                        appended.clone(),
-                    ),
-                    write: pool,
-                    writer_pool: Some(writer_pool),
-                    backend,
-                    appended,
-                    auth_cache: Default::default(),
-                }
+                (
+                    read,
+                    WritePool::Postgres(write),
+                    WritePool::Postgres(writer_pool),
+                )
             }
         };
-        Ok(store)
+        let appended = std::sync::Arc::new(tokio::sync::watch::channel(0).0);
+        Ok(Store {
+            read,
+            writer: writer::spawn(writer_pool.clone(), appended.clone()),
+            write,
+            writer_pool,
+            backend,
+            appended,
+            auth_cache: Default::default(),
+        })
     }
 
     /// Sets how long a successful authentication may be reused without
@@ -241,9 +240,7 @@ impl Store {
 
     /// Closes every connection, waiting for running statements.
     pub async fn close(&self) {
-        if let Some(pool) = &self.writer_pool {
-            pool.close().await;
-        }
+        self.writer_pool.close().await;
         self.write.close().await;
         self.read.close().await;
     }
@@ -258,10 +255,7 @@ impl Store {
     /// Commits `tx`, which changed state and appended its events, makes
     /// every cached authentication stale (the change may revoke a token or
     /// a membership) and wakes the followers.
-    pub(crate) async fn commit(
-        &self,
-        tx: sqlx::Transaction<'_, sqlx::Any>,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn commit(&self, tx: append::WriteTx) -> Result<(), StoreError> {
         let done = tx.commit().await;
         // Also when the commit failed: it may have committed before the
         // error reached us.
@@ -276,10 +270,6 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
-}
-
-fn appended_signal() -> std::sync::Arc<tokio::sync::watch::Sender<u64>> {
-    std::sync::Arc::new(tokio::sync::watch::channel(0).0)
 }
 
 /// SQLite in WAL mode with `synchronous=NORMAL`: a committed transaction

@@ -1,10 +1,9 @@
-//! PostgreSQL's binary `COPY` format, for the group-commit writer's bulk
-//! writes.
+//! PostgreSQL's binary `COPY` format, in which every audit event is
+//! written on PostgreSQL (`batch`).
 //!
 //! `COPY ... FROM STDIN (FORMAT binary)` is the cheapest way to hand rows to
 //! PostgreSQL: no SQL to parse, no text to lex, and the server inserts them
-//! in multi-row batches, where one JSON parameter expanded by
-//! `json_to_recordset` is parsed as text and then decoded row by row.
+//! in multi-row batches.
 //!
 //! The format (PostgreSQL documentation, "COPY", "Binary Format"): a
 //! signature and two 32-bit words, then per row a 16-bit field count and

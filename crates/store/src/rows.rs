@@ -1,5 +1,5 @@
-//! Decoding rows into domain types: the `Any` driver's, and for the
-//! group-commit writer PostgreSQL's own. IDs are stored as text and times
+//! Decoding rows into domain types: the `Any` driver's, and for the event
+//! writes (`batch`) PostgreSQL's own. IDs are stored as text and times
 //! as epoch microseconds so both backends share one SQL.
 
 use auditlake_core::{AuditEvent, Group, Org, Token, User};
@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-// `uuid`, `opt_uuid` and `event` are generic over the driver: the
-// group-commit writer decodes PostgreSQL's own rows with them.
+// `uuid`, `opt_uuid` and `event` are generic over the driver: `batch`
+// decodes PostgreSQL's own rows with them.
 
 pub(crate) fn uuid<R: Row>(row: &R, col: &str) -> Result<Uuid, StoreError>
 where

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
-use crate::append::insert_events;
+use crate::batch::insert_events;
 use crate::{rows, Store, StoreError};
 
 /// How long a session lasts, in seconds.
@@ -89,20 +89,20 @@ impl Store {
         .bind(now)
         .bind(now + SESSION_US)
         .bind(token_id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         // Expired sessions of the user go with each new one.
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_us < $2")
             .bind(user.id.to_string())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let ev = actor.event(
             "user.login",
             Scope::User,
             json!({"userPublicId": user.id, "method": "dashboard"}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(new)
     }
@@ -169,12 +169,12 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let gone = sqlx::query("DELETE FROM sessions WHERE hash = $1")
             .bind(hash(secret))
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?
             .rows_affected();
         if gone > 0 {
             let ev = actor.event("user.logout", Scope::User, json!({"method": "dashboard"}));
-            insert_events(&mut tx, self.backend, &[ev]).await?;
+            insert_events(&mut tx, &[ev]).await?;
         }
         self.commit(tx).await?;
         Ok(())
@@ -236,7 +236,7 @@ impl Store {
                 .bind(phc)
                 .bind(time_fmt::now_micros())
                 .bind(user.to_string())
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
                 .rows_affected();
         if done == 0 {
@@ -247,7 +247,7 @@ impl Store {
             Scope::User,
             json!({"userPublicId": user}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(())
     }

@@ -7,11 +7,12 @@ use auditlake_core::tenant::Access;
 use auditlake_core::{time_fmt, Actor, Group, Org, Role, Scope, User};
 use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 use uuid::Uuid;
 
-use crate::append::insert_events;
-use crate::{rows, Backend, Store, StoreError};
+use crate::append::WriteTx;
+use crate::batch::insert_events;
+use crate::{rows, Store, StoreError};
 
 /// A window of a list ordered by ID (IDs are time-ordered UUIDs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +133,7 @@ impl Store {
                 .bind(user.email.clone())
                 .bind(user.name.clone())
                 .bind(user.created_us)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await;
         match res {
             Err(e) if StoreError::is_unique_violation(&e) => {
@@ -148,7 +149,7 @@ impl Store {
             Scope::User,
             json!({"userPublicId": user.id, "email": user.email}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(user)
     }
@@ -297,7 +298,7 @@ impl Store {
             .bind(group.id.to_string())
             .bind(group.name.clone())
             .bind(group.created_us)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let mut events = vec![actor.event(
             "group.create",
@@ -317,7 +318,7 @@ impl Store {
                 .1,
             );
         }
-        insert_events(&mut tx, self.backend, &events).await?;
+        insert_events(&mut tx, &events).await?;
         self.commit(tx).await?;
         Ok(group)
     }
@@ -362,7 +363,7 @@ impl Store {
     ) -> Result<Org, StoreError> {
         let mut tx = self.write.begin().await?;
         scope_exists(&mut tx, Scope::Group(group)).await?;
-        let mut current = org_in(&mut tx, self.backend, org).await?;
+        let mut current = org_in(&mut tx, org).await?;
         match current.group_id {
             Some(g) if g == group => {
                 return Err(StoreError::Conflict(
@@ -379,7 +380,7 @@ impl Store {
         sqlx::query("UPDATE orgs SET group_id = $1 WHERE id = $2")
             .bind(group.to_string())
             .bind(org.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         current.group_id = Some(group);
         let ev = actor.event(
@@ -387,7 +388,7 @@ impl Store {
             Scope::Group(group),
             json!({"orgPublicId": org, "orgName": current.name}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(current)
     }
@@ -415,7 +416,7 @@ impl Store {
         if let Some(g) = group {
             let exists = sqlx::query("SELECT id FROM groups_ WHERE id = $1")
                 .bind(g.to_string())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
             if exists.is_none() {
                 return Err(StoreError::NotFound("group"));
@@ -430,7 +431,7 @@ impl Store {
         .bind(group.map(|g| g.to_string()))
         .bind("{}")
         .bind(org.created_us)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let mut events = vec![actor.event(
             "org.create",
@@ -444,7 +445,7 @@ impl Store {
                     .1,
             );
         }
-        insert_events(&mut tx, self.backend, &events).await?;
+        insert_events(&mut tx, &events).await?;
         self.commit(tx).await?;
         Ok(org)
     }
@@ -485,7 +486,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Org, StoreError> {
         let mut tx = self.write.begin().await?;
-        let mut org = org_in(&mut tx, self.backend, id).await?;
+        let mut org = org_in(&mut tx, id).await?;
         let mut events = Vec::new();
         if let Some(name) = name.filter(|n| *n != org.name) {
             events.push(actor.event(
@@ -525,9 +526,9 @@ impl Store {
             .bind(org.name.clone())
             .bind(Value::Object(org.settings.clone()).to_string())
             .bind(id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        insert_events(&mut tx, self.backend, &events).await?;
+        insert_events(&mut tx, &events).await?;
         self.commit(tx).await?;
         Ok(org)
     }
@@ -548,7 +549,7 @@ impl Store {
             rows::USER_COLS
         ))
         .bind(user.to_string())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?
         .as_ref()
         .map(rows::user)
@@ -556,7 +557,7 @@ impl Store {
         .ok_or(StoreError::NotFound("user"))?;
         scope_exists(&mut tx, scope).await?;
         let (id, ev) = grant(&mut tx, scope, user, role, actor).await?;
-        let stored = insert_events(&mut tx, self.backend, std::slice::from_ref(&ev)).await?;
+        let stored = insert_events(&mut tx, std::slice::from_ref(&ev)).await?;
         self.commit(tx).await?;
         Ok(Member {
             id,
@@ -583,7 +584,7 @@ impl Store {
         .bind(kind)
         .bind(id.to_string())
         .bind(user.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("membership"));
@@ -594,7 +595,7 @@ impl Store {
             "org.user.remove"
         };
         let ev = actor.event(event, scope, json!({"userPublicId": user}));
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -660,7 +661,7 @@ fn scope_parts(scope: Scope) -> Result<(&'static str, Uuid, &'static str), Store
 /// Inserts a membership row and returns its ID and its audit event (not yet
 /// appended).
 async fn grant(
-    conn: &mut AnyConnection,
+    conn: &mut WriteTx,
     scope: Scope,
     user: Uuid,
     role: Role,
@@ -721,7 +722,7 @@ async fn grant(
 }
 
 /// `NotFound` unless the group or org behind `scope` exists.
-pub(crate) async fn scope_exists(conn: &mut AnyConnection, scope: Scope) -> Result<(), StoreError> {
+pub(crate) async fn scope_exists(conn: &mut WriteTx, scope: Scope) -> Result<(), StoreError> {
     let (sql, id, what) = match scope {
         Scope::Group(g) => ("SELECT id FROM groups_ WHERE id = $1", g, "group"),
         Scope::Org(o) => ("SELECT id FROM orgs WHERE id = $1", o, "organization"),
@@ -738,8 +739,8 @@ pub(crate) async fn scope_exists(conn: &mut AnyConnection, scope: Scope) -> Resu
 /// The org, locked until the end of the transaction (PostgreSQL; on SQLite
 /// the single write connection already serializes writers), so that a
 /// read-modify-write of the row cannot lose a concurrent change.
-async fn org_in(conn: &mut AnyConnection, backend: Backend, id: Uuid) -> Result<Org, StoreError> {
-    let lock = if backend == Backend::Postgres {
+async fn org_in(conn: &mut WriteTx, id: Uuid) -> Result<Org, StoreError> {
+    let lock = if matches!(conn, WriteTx::Postgres(_)) {
         " FOR UPDATE"
     } else {
         ""

@@ -13,7 +13,7 @@ use sqlx::Row;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::append::insert_events;
+use crate::batch::insert_events;
 use crate::tenants::{Page, PageOf};
 use crate::{rows, Store, StoreError};
 
@@ -101,14 +101,14 @@ impl Store {
         .bind(hash(&secret))
         .bind(token.created_us)
         .bind(expires_us)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         let ev = actor.event(
             "user.token.create",
             Scope::User,
             json!({"tokenPublicId": token.id, "name": token.name, "userPublicId": user_id}),
         );
-        insert_events(&mut tx, self.backend, &[ev]).await?;
+        insert_events(&mut tx, &[ev]).await?;
         self.commit(tx).await?;
         Ok(NewToken { token, secret })
     }
@@ -152,7 +152,7 @@ impl Store {
         .bind(now)
         .bind(user_id.to_string())
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         if done.rows_affected() == 1 {
             let ev = actor.event(
@@ -160,7 +160,7 @@ impl Store {
                 Scope::User,
                 json!({"tokenPublicId": id, "userPublicId": user_id}),
             );
-            insert_events(&mut tx, self.backend, &[ev]).await?;
+            insert_events(&mut tx, &[ev]).await?;
         }
         let sql = format!(
             "SELECT {} FROM tokens WHERE user_id = $1 AND id = $2",
@@ -169,7 +169,7 @@ impl Store {
         let token = sqlx::query(&sql)
             .bind(user_id.to_string())
             .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
             .as_ref()
             .map(rows::token)

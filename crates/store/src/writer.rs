@@ -23,15 +23,16 @@
 //!   in its own transaction, so one bad job cannot fail its neighbours and
 //!   every job gets its own true answer.
 //! - Ordering and scope rules are those of [`crate::append`]: the jobs are
-//!   numbered and scoped by the same `write_events` under the same lock.
+//!   numbered and scoped by the same `batch::apply` as state changes' events,
+//!   under the same lock.
 
-use sqlx::{AnyPool, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use auditlake_core::{AuditEvent, NewEvent};
 
-use crate::batch::{self, GroupConn, IngestAccess, IngestItem, IngestOutcome, Outcome, Work};
+use crate::append::WritePool;
+use crate::batch::{self, IngestAccess, IngestItem, IngestOutcome, Outcome, Work};
 use crate::{Store, StoreError};
 
 /// Most events one group commit takes before it commits.
@@ -70,15 +71,6 @@ impl Job {
 enum Done {
     Append(Result<Vec<AuditEvent>, StoreError>),
     Ingest(Result<Vec<IngestOutcome>, StoreError>),
-}
-
-/// The connections the writer commits groups on.
-#[derive(Clone)]
-pub(crate) enum WritePool {
-    /// SQLite's single write connection.
-    Sqlite(AnyPool),
-    /// PostgreSQL through its own driver (see [`GroupConn::Postgres`]).
-    Postgres(PgPool),
 }
 
 /// Starts the writer task; it ends when every sender is dropped.
@@ -148,16 +140,15 @@ async fn commit_group(pool: &WritePool, jobs: &[Job]) -> Result<Vec<Done>, Store
             } => Work::Ingest(*scope_id, items, access.as_deref()),
         })
         .collect();
-    let outcomes = match pool {
-        WritePool::Sqlite(pool) => {
-            let mut tx = crate::append::begin_locked_sqlite(pool).await?;
-            let applied = batch::apply(GroupConn::Sqlite(&mut tx), &work).await;
-            settle(tx, applied).await?
+    let mut tx = pool.begin_locked().await?;
+    let outcomes = match batch::apply(&mut tx, &work).await {
+        Ok(outcomes) => {
+            tx.commit().await?;
+            outcomes
         }
-        WritePool::Postgres(pool) => {
-            let mut tx = crate::append::begin_locked_pg(pool).await?;
-            let applied = batch::apply(GroupConn::Postgres(&mut tx), &work).await;
-            settle(tx, applied).await?
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return Err(e);
         }
     };
     Ok(jobs
@@ -177,24 +168,6 @@ async fn commit_group(pool: &WritePool, jobs: &[Job]) -> Result<Vec<Done>, Store
             }
         })
         .collect())
-}
-
-/// Commits `tx` when `applied` succeeded, else rolls it back at once: on
-/// PostgreSQL the append lock is held until then.
-async fn settle<DB: sqlx::Database, T>(
-    tx: sqlx::Transaction<'_, DB>,
-    applied: Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    match applied {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
 }
 
 fn answer(jobs: Vec<Job>, done: Vec<Done>) {
