@@ -241,6 +241,66 @@ mod tests {
         );
     }
 
+    /// Sorted sources of sorted batches (some empty), as (time, id) rows
+    /// with ids numbering the rows source by source.
+    fn sources_strategy() -> impl proptest::strategy::Strategy<Value = Vec<Vec<Vec<(i64, i64)>>>> {
+        use proptest::prelude::*;
+        // Few distinct times, so that ties across sources are common.
+        let batches = prop::collection::vec(prop::collection::vec(0i64..20, 0..7), 0..5);
+        prop::collection::vec(batches, 0..7).prop_map(|sources| {
+            let mut id = 0;
+            sources
+                .into_iter()
+                .map(|batches| {
+                    let mut times: Vec<i64> = batches.iter().flatten().copied().collect();
+                    times.sort_unstable();
+                    let mut times = times.into_iter();
+                    batches
+                        .iter()
+                        .map(|b| {
+                            b.iter()
+                                .map(|_| {
+                                    id += 1;
+                                    (times.next().expect("as many times as rows"), id)
+                                })
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        /// Differential: the merge gives what a stable sort by time of all
+        /// the rows, source after source, gives; in batches of at most
+        /// `batch_rows`, none empty.
+        #[test]
+        fn merging_is_a_stable_sort_of_the_sources_in_order(
+            sources in sources_strategy(),
+            batch_rows in 1usize..9,
+        ) {
+            let mut expected: Vec<(i64, i64)> =
+                sources.iter().flatten().flatten().copied().collect();
+            expected.sort_by_key(|r| r.0);
+            let inputs = sources
+                .iter()
+                .map(|batches| {
+                    let batches: Vec<&[(i64, i64)]> = batches.iter().map(Vec::as_slice).collect();
+                    source(&batches)
+                })
+                .collect();
+            let out = merge_all(inputs, batch_rows);
+            proptest::prop_assert!(
+                out.iter().all(|b| !b.is_empty() && b.len() <= batch_rows),
+                "{:?}",
+                out
+            );
+            let flat: Vec<(i64, i64)> = out.into_iter().flatten().collect();
+            proptest::prop_assert_eq!(flat, expected);
+        }
+    }
+
     #[test]
     fn no_inputs_or_only_empty_ones_give_no_batches() {
         assert!(merge_all(vec![], 4).is_empty());

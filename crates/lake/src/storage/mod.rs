@@ -8,8 +8,8 @@
 //! - `merge`: the streaming sorted merge that compaction uses.
 
 pub mod catalog;
-mod files;
-mod merge;
+pub(crate) mod files;
+pub(crate) mod merge;
 pub mod record;
 
 pub use files::{encode, Storage, COMPACT_MIN_FILES};
