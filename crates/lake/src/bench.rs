@@ -6,4 +6,4 @@
 pub use crate::storage::files::{
     parquet_bytes, COMPACT_MAX_FILES, COMPACT_MAX_ROWS, MERGE_BATCH_ROWS,
 };
-pub use crate::storage::merge::SortedMerge;
+pub use crate::storage::merge::sorted_merge;

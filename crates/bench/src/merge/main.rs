@@ -1,6 +1,6 @@
-//! `auditlake-merge-bench`: compaction's sorted merge against DataFusion's
-//! sort-preserving merge (issue 22), on the same inputs, for speed and peak
-//! memory.
+//! `auditlake-merge-bench`: compaction's sorted merge, DataFusion's
+//! sort-preserving merge, against the hand-written heap merge it replaced
+//! (issue 22), on the same inputs, for speed and peak memory.
 //!
 //! The inputs are what compaction reads: Parquet files written by the
 //! lake's own encoder (`storage::encode`, as a flush writes them), each
@@ -36,7 +36,7 @@
 //!
 //! Results go to `<out>/merge-results.md` and `.json`.
 
-mod df_merge;
+mod heap;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use auditlake_lake::bench::{parquet_bytes, SortedMerge, MERGE_BATCH_ROWS};
+use auditlake_lake::bench::{parquet_bytes, sorted_merge, MERGE_BATCH_ROWS};
 use auditlake_lake::storage::encode;
 use auditlake_lake::storage::record::{schema, Record};
 use bytes::Bytes;
@@ -58,7 +58,8 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::arrow::error::ArrowError;
 
-/// Compares compaction's sorted merge with DataFusion's (issue 22).
+/// Compares compaction's merge (DataFusion's) with the hand-written heap
+/// merge it replaced (issue 22).
 #[derive(Debug, Parser)]
 #[command(name = "auditlake-merge-bench", version)]
 struct Args {
@@ -88,7 +89,7 @@ struct Args {
     #[arg(long, hide = true)]
     child: Option<PathBuf>,
     /// Internal: the child's merge
-    #[arg(long, hide = true, default_value = "sorted")]
+    #[arg(long, hide = true, default_value = "heap")]
     merge: Which,
 }
 
@@ -104,18 +105,18 @@ enum Layout {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Which {
-    /// The lake's `SortedMerge`.
-    Sorted,
-    /// DataFusion's `StreamingMergeBuilder`.
+    /// The hand-written heap merge (`heap::SortedMerge`).
+    Heap,
+    /// The lake's: DataFusion's `StreamingMergeBuilder`.
     Datafusion,
 }
 
 impl Which {
-    const BOTH: [Which; 2] = [Which::Sorted, Which::Datafusion];
+    const BOTH: [Which; 2] = [Which::Heap, Which::Datafusion];
 
     fn name(self) -> &'static str {
         match self {
-            Which::Sorted => "sorted",
+            Which::Heap => "heap",
             Which::Datafusion => "datafusion",
         }
     }
@@ -309,13 +310,13 @@ where
     I: Iterator<Item = Result<RecordBatch, ArrowError>> + Send + 'static,
 {
     Ok(match which {
-        Which::Sorted => Box::new(SortedMerge::new(
+        Which::Heap => Box::new(heap::SortedMerge::new(
             schema(),
             "eventtime",
             sources,
             MERGE_BATCH_ROWS,
         )?),
-        Which::Datafusion => df_merge::merge(schema(), "eventtime", sources, MERGE_BATCH_ROWS)?,
+        Which::Datafusion => sorted_merge(schema(), "eventtime", sources, MERGE_BATCH_ROWS)?,
     })
 }
 
@@ -515,9 +516,9 @@ fn mib(bytes: &Value) -> f64 {
 fn markdown(machine: &Value, results: &[Value]) -> String {
     let mut s = format!(
         "Commit `{}`, {}, {} ({} cores). Times: medians of the rounds; heap: the \
-         highest rise over the inputs; ratios: DataFusion / SortedMerge.\n\n\
-         | case | mode | SortedMerge wall / CPU ms | DataFusion wall / CPU ms | CPU ratio | \
-         SortedMerge heap peak MiB | DataFusion heap peak MiB | instructions ratio |\n\
+         highest rise over the inputs; ratios: DataFusion / heap merge.\n\n\
+         | case | mode | heap merge wall / CPU ms | DataFusion wall / CPU ms | CPU ratio | \
+         heap merge: heap peak MiB | DataFusion: heap peak MiB | instructions ratio |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         machine["commit"].as_str().unwrap_or("?"),
         machine["at"].as_str().unwrap_or("?"),
@@ -525,7 +526,7 @@ fn markdown(machine: &Value, results: &[Value]) -> String {
         machine["cores"],
     );
     for r in results {
-        let [a, b] = [&r["sorted"], &r["datafusion"]];
+        let [a, b] = [&r["heap"], &r["datafusion"]];
         let ratio = |k: &str| b[k].as_f64().unwrap_or(0.0) / a[k].as_f64().unwrap_or(1.0);
         let instructions = if a["instructions"].is_u64() {
             format!(

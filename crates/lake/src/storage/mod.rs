@@ -5,7 +5,7 @@
 //! - `catalog`: the SQLite catalog and ingest buffer;
 //! - `files`: buffered records become Parquet files per store and day;
 //!   compaction and retention;
-//! - `merge`: the streaming sorted merge that compaction uses.
+//! - `merge`: the streaming sorted merge that compaction uses (DataFusion's).
 
 pub mod catalog;
 pub(crate) mod files;
