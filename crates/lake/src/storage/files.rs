@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::error::Result;
 use crate::storage::catalog::{Catalog, DataFile};
-use crate::storage::merge::SortedMerge;
+use crate::storage::merge::sorted_merge;
 use crate::storage::record::{self, Record};
 
 /// Records moved from the buffer to Parquet per round (one row group):
@@ -39,11 +39,11 @@ pub const COMPACT_MIN_FILES: usize = 8;
 /// are left alone, so a day's big file is not read back into every
 /// compaction. The merge streams, so rows cost memory only as the
 /// compressed input and output files (some tens of MiB at this size).
-const COMPACT_MAX_ROWS: i64 = 128 * 1024;
-/// Most files one merge reads: it holds one batch of each.
-const COMPACT_MAX_FILES: usize = 32;
+pub const COMPACT_MAX_ROWS: i64 = 128 * 1024;
+/// Most files one merge reads: it holds about one batch of each.
+pub const COMPACT_MAX_FILES: usize = 32;
 /// Rows per batch a merge reads from each file and writes.
-const MERGE_BATCH_ROWS: usize = 1024;
+pub const MERGE_BATCH_ROWS: usize = 1024;
 /// Rows per Parquet row group: small enough that a time filter skips most
 /// of a file, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -88,7 +88,7 @@ pub fn encode(mut records: Vec<Record>) -> Result<(Bytes, i64)> {
 /// Writes `batches` (of the stored schema) as one Parquet file in memory,
 /// with the lake's writer settings; returns its bytes and rows. `capacity`:
 /// bytes to reserve up front.
-fn parquet_bytes(
+pub fn parquet_bytes(
     batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
     capacity: usize,
 ) -> Result<(Bytes, i64)> {
@@ -208,8 +208,8 @@ impl Storage {
 
     /// Writes the rows of `files` (of one day) as one new file, sorted by
     /// event time, without listing it. The merge streams (see
-    /// [`crate::storage::merge`]): it holds the files' compressed bytes and one
-    /// batch of each, never their rows all at once.
+    /// [`crate::storage::merge`]): it holds the files' compressed bytes and
+    /// about one batch of each, never their rows all at once.
     async fn merge(&self, store: &str, day: &str, files: &[DataFile]) -> Result<DataFile> {
         let mut sources = Vec::with_capacity(files.len());
         for f in files {
@@ -226,8 +226,7 @@ impl Storage {
             );
         }
         let (buf, rows) = tokio::task::spawn_blocking(move || {
-            let merged =
-                SortedMerge::new(record::schema(), "eventtime", sources, MERGE_BATCH_ROWS)?;
+            let merged = sorted_merge(record::schema(), "eventtime", sources, MERGE_BATCH_ROWS)?;
             parquet_bytes(merged, 0)
         })
         .await??;

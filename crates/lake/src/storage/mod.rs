@@ -5,11 +5,11 @@
 //! - `catalog`: the SQLite catalog and ingest buffer;
 //! - `files`: buffered records become Parquet files per store and day;
 //!   compaction and retention;
-//! - `merge`: the streaming sorted merge that compaction uses.
+//! - `merge`: the streaming sorted merge that compaction uses (DataFusion's).
 
 pub mod catalog;
-mod files;
-mod merge;
+pub(crate) mod files;
+pub(crate) mod merge;
 pub mod record;
 
 pub use files::{encode, Storage, COMPACT_MIN_FILES};
