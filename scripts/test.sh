@@ -49,9 +49,5 @@ bench_out="$(mktemp -d)"
 target/debug/auditlake-bench --bin target/debug/auditlake --backend sqlite --out "$bench_out" \
   --events 5000 --requests 500 --warmup 20 --search-events 5000 --orgs 10 --searches 200 \
   >"$bench_out/stdout.log" 2>&1 || { status=$?; cat "$bench_out/stdout.log"; }
-# The merge benchmark checks first that compaction's merge and the heap merge
-# it replaced give the same rows in the same order, on the stored schema.
-target/debug/auditlake-merge-bench --cases 4x512 --rounds 1 --out "$bench_out" \
-  >"$bench_out/merge.log" 2>&1 || { status=$?; cat "$bench_out/merge.log"; }
 rm -rf "$bench_out"
 exit "$status"

@@ -15,11 +15,8 @@
 //! Data flows one way: request → validation → catalog (committed) →
 //! Parquet (flush, compaction, retention) → queries. `testing` (feature
 //! `testing`) starts a lake on a loopback port with fixed keys, for tests;
-//! `fuzzing` (feature `fuzzing`) holds the fuzz targets' entry points, and
-//! `bench` (feature `bench`) the merge benchmark's.
+//! `fuzzing` (feature `fuzzing`) holds the fuzz targets' entry points.
 
-#[cfg(feature = "bench")]
-pub mod bench;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

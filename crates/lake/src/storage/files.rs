@@ -39,11 +39,11 @@ pub const COMPACT_MIN_FILES: usize = 8;
 /// are left alone, so a day's big file is not read back into every
 /// compaction. The merge streams, so rows cost memory only as the
 /// compressed input and output files (some tens of MiB at this size).
-pub const COMPACT_MAX_ROWS: i64 = 128 * 1024;
+const COMPACT_MAX_ROWS: i64 = 128 * 1024;
 /// Most files one merge reads: it holds about one batch of each.
-pub const COMPACT_MAX_FILES: usize = 32;
+const COMPACT_MAX_FILES: usize = 32;
 /// Rows per batch a merge reads from each file and writes.
-pub const MERGE_BATCH_ROWS: usize = 1024;
+const MERGE_BATCH_ROWS: usize = 1024;
 /// Rows per Parquet row group: small enough that a time filter skips most
 /// of a file, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -88,7 +88,7 @@ pub fn encode(mut records: Vec<Record>) -> Result<(Bytes, i64)> {
 /// Writes `batches` (of the stored schema) as one Parquet file in memory,
 /// with the lake's writer settings; returns its bytes and rows. `capacity`:
 /// bytes to reserve up front.
-pub fn parquet_bytes(
+fn parquet_bytes(
     batches: impl IntoIterator<Item = std::result::Result<RecordBatch, ArrowError>>,
     capacity: usize,
 ) -> Result<(Bytes, i64)> {

@@ -10,9 +10,9 @@
 //! memory.
 //!
 //! On compaction's inputs DataFusion's merge costs what a hand-written
-//! heap merge costs, in instructions and in heap (`auditlake-merge-bench`
-//! compares the two; BENCHMARKS.md), and it is a fraction of the code to
-//! keep, in a crate the lake already depends on.
+//! heap merge costs, in instructions and in heap (BENCHMARKS.md, section
+//! 6), and it is a fraction of the code to keep, in a crate the lake
+//! already depends on.
 
 use std::sync::Arc;
 

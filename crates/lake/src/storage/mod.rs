@@ -8,8 +8,8 @@
 //! - `merge`: the streaming sorted merge that compaction uses (DataFusion's).
 
 pub mod catalog;
-pub(crate) mod files;
-pub(crate) mod merge;
+mod files;
+mod merge;
 pub mod record;
 
 pub use files::{encode, Storage, COMPACT_MIN_FILES};
