@@ -88,7 +88,7 @@ fn prefixed(prefix: &str, mut doc: Document) -> Document {
 }
 
 /// The operations of a path item.
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+pub(crate) fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         &mut item.get,
         &mut item.put,

@@ -60,15 +60,7 @@ fn versioned(
         ))
         .build();
     for item in paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for op in crate::openapi::operations(item) {
             op.parameters
                 .get_or_insert_with(Vec::new)
                 .push(parameter.clone().into());
